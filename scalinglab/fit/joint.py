@@ -1,0 +1,2 @@
+def fit_joint(*a, **k): raise NotImplementedError
+class JointFit: pass

@@ -1,0 +1,186 @@
+"""Result objects of a curve fit: parameters, intervals, regions, predictions; plain-JSON output.
+
+The prediction interval at x combines three parts, in log space of the error:
+  1. parameter uncertainty: the spread of the bootstrap refits at x;
+  2. noise of one measurement: z * sigma, sigma = residual sd of the fit;
+  3. extrapolation error: kappa * d, with d the distance beyond the fitted x range in units of that
+     range (log x). kappa is calibrated on the curve itself (`select.backtest`): fit the first part
+     of the curve, see how far the rest falls from the prediction. Without it the bootstrap alone
+     gives intervals far too narrow once a curve bends (Besiroglu et al. 2024 made the same point
+     for the Chinchilla fit).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.stats import norm
+
+from scalinglab.fit.laws import LAWS
+
+
+@dataclass
+class Prediction:
+    """Point predictions and interval bounds at `x` (arrays of the same shape)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    interval: float
+
+    def __getitem__(self, key):  # allows pred["lo"] as well as pred.lo
+        return getattr(self, key)
+
+    def to_dict(self) -> dict:
+        return {"x": _jl(self.x), "y": _jl(self.y), "lo": _jl(self.lo), "hi": _jl(self.hi),
+                "interval": self.interval}
+
+
+def _jl(a):
+    return [float(v) for v in np.atleast_1d(a)]
+
+
+def _jf(v):
+    """float for JSON: NaN/inf become None (JSON has no NaN)."""
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+@dataclass
+class CurveFit:
+    """A fitted learning curve (or model-size law) with bootstrap uncertainty.
+
+    Attributes
+    ----------
+    form : name of the law in `LAWS`.
+    params : user-facing parameters in original x units (e.g. alpha, beta, gamma for pow_c).
+    ci : name -> (lo, hi) percentile bootstrap interval at `interval`.
+    converged : False when the optimiser stopped without converging (see `message`).
+    scores : form -> extrapolation score (mean held-out RMSLE) when form selection ran.
+    regions : small_data_end, irreducible_start (x or None), floor and floor_ci.
+    """
+
+    form: str
+    params: dict
+    ci: dict
+    converged: bool
+    message: str
+    scores: dict
+    regions: dict
+    interval: float
+    n_points: int
+    x_range: tuple
+    y0: float | None
+    calibration: dict
+    # internal state used by predict(); not serialised
+    _th: np.ndarray = field(repr=False, default=None)
+    _th_boot: np.ndarray = field(repr=False, default=None)
+    _x_scale: float = field(repr=False, default=1.0)
+
+    @property
+    def law(self):
+        return LAWS[self.form]
+
+    @property
+    def exponent(self) -> float:
+        """Asymptotic power-law exponent (negative when error falls with data)."""
+        return float(self.law.exponent(self._th))
+
+    @property
+    def exponent_ci(self) -> tuple:
+        e = self.law.exponent(self._th_boot)
+        q = (1 - self.interval) / 2
+        return (float(np.quantile(e, q)), float(np.quantile(e, 1 - q)))
+
+    def predict(self, x, interval=None):
+        """Predicted y at x; with `interval` (e.g. 0.9) a `Prediction` with y, lo, hi."""
+        x = np.asarray(x, dtype=float)
+        lxn = np.log(x.ravel() / self._x_scale)
+        ly = self.law.logf(lxn, self._th)
+        if interval is None:
+            return np.exp(ly).reshape(x.shape)
+        if not 0 < interval < 1:
+            raise ValueError(f"interval must be in (0, 1), got {interval}")
+        z = norm.ppf(0.5 + interval / 2)
+        q = (1 - interval) / 2
+        with np.errstate(all="ignore"):
+            boot = self.law.logf(lxn, self._th_boot)  # (B, m)
+        boot = boot[np.all(np.isfinite(boot), axis=1)]
+        if len(boot):
+            blo, bhi = np.quantile(boot, [q, 1 - q], axis=0)
+            dlo, dhi = np.maximum(ly - blo, 0), np.maximum(bhi - ly, 0)
+        else:
+            dlo = dhi = np.zeros_like(ly)
+        cal = self.calibration
+        noise = z * cal["sigma"]
+        xmin, xmax = self.x_range
+        width = max(math.log(xmax / xmin), 1e-12)
+        d = np.maximum(np.log(x.ravel() / xmax), np.log(xmin / x.ravel())).clip(0) / width
+        # kappa was calibrated at the fit's own interval; other levels scale like a normal's z
+        ext = cal["kappa"] * d * z / norm.ppf(0.5 + self.interval / 2)
+        lo = np.exp(ly - np.sqrt(dlo**2 + noise**2 + ext**2))
+        hi = np.exp(ly + np.sqrt(dhi**2 + noise**2 + ext**2))
+        shape = x.shape
+        return Prediction(x, np.exp(ly).reshape(shape), lo.reshape(shape), hi.reshape(shape),
+                          interval)
+
+    def to_dict(self) -> dict:
+        """Plain JSON types only (the bootstrap draws are left out)."""
+        return {
+            "form": self.form,
+            "formula": self.law.formula,
+            "params": {k: _jf(v) for k, v in self.params.items()},
+            "ci": {k: [_jf(a), _jf(b)] for k, (a, b) in self.ci.items()},
+            "interval": self.interval,
+            "exponent": _jf(self.exponent),
+            "exponent_ci": [_jf(v) for v in self.exponent_ci],
+            "converged": bool(self.converged),
+            "message": self.message,
+            "scores": {k: _jf(v) for k, v in self.scores.items()},
+            "regions": {
+                "small_data_end": _jf(self.regions["small_data_end"]),
+                "irreducible_start": _jf(self.regions["irreducible_start"]),
+                "floor": _jf(self.regions["floor"]),
+                "floor_ci": None if self.regions["floor_ci"] is None
+                else [_jf(v) for v in self.regions["floor_ci"]],
+            },
+            "n_points": self.n_points,
+            "x_range": [_jf(v) for v in self.x_range],
+            "y0": _jf(self.y0),
+            "calibration": {k: (_jf(v) if isinstance(v, (int, float, np.floating)) else v)
+                            for k, v in self.calibration.items()},
+        }
+
+    def report(self) -> str:
+        """A readable multi-line summary."""
+        pct = f"{self.interval:.0%}"
+        lines = [f"form: {self.form}   {self.law.formula}"
+                 + ("" if self.converged else f"   [NOT CONVERGED: {self.message}]")]
+        for k, v in self.params.items():
+            lo, hi = self.ci.get(k, (float("nan"), float("nan")))
+            lines.append(f"  {k:>8} = {v:.4g}   {pct} CI [{lo:.4g}, {hi:.4g}]")
+        elo, ehi = self.exponent_ci
+        lines.append(f"  exponent = {self.exponent:.4g}   {pct} CI [{elo:.4g}, {ehi:.4g}]")
+        r = self.regions
+        fl = "none" if r["floor"] is None else f"{r['floor']:.4g}"
+        if r["floor_ci"] is not None:
+            fl += f"  {pct} CI [{r['floor_ci'][0]:.4g}, {r['floor_ci'][1]:.4g}]"
+        lines.append(f"  floor (irreducible error): {fl}")
+        lines.append(f"  small-data region ends at x = {_fmt(r['small_data_end'])}; "
+                     f"irreducible region starts at x = {_fmt(r['irreducible_start'])}")
+        if self.scores:
+            sc = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(
+                self.scores.items(), key=lambda kv: (kv[1] is None, kv[1] or 0)))
+            lines.append(f"  extrapolation scores (held-out RMSLE, lower is better): {sc}")
+        lines.append(f"  {self.n_points} points, x in [{self.x_range[0]:.4g}, "
+                     f"{self.x_range[1]:.4g}]; calibration kappa = {self.calibration['kappa']:.3g}")
+        return "\n".join(lines)
+
+
+def _fmt(v):
+    return "n/a" if v is None else f"{v:.4g}"
