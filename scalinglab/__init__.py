@@ -1,0 +1,28 @@
+"""scalinglab: measure learning curves and model-size laws, fit them with honest uncertainty, decide.
+
+Python API (the CLI is a thin layer over it):
+    scalinglab.load_results(dir)           # every trial of a study folder as a DataFrame
+    scalinglab.fit_curve(x, y, form="auto")  # a learning-curve fit with intervals
+    scalinglab.fit_joint(N, D, L)          # L(N, D) = E + A/N^alpha + B/D^beta
+"""
+
+__version__ = "0.1.0"
+
+from scalinglab.errors import UserError
+from scalinglab.store import load_results
+
+
+def __getattr__(name):
+    # The fitting engine and study API are imported on first use: `import scalinglab` stays light.
+    if name in ("fit_curve", "fit_joint", "fit_model_size"):
+        from scalinglab import fit
+
+        return getattr(fit, name)
+    if name in ("load_study", "Study"):
+        from scalinglab import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module 'scalinglab' has no attribute {name!r}")
+
+
+__all__ = ["UserError", "load_results", "fit_curve", "fit_joint", "fit_model_size", "load_study", "__version__"]

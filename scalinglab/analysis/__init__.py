@@ -1,0 +1,1 @@
+"""Analysis of stored trials: best-fit points, laws, and (later) diagnoses and plans."""

@@ -1,0 +1,92 @@
+"""`summary.json`: the best-fit points of a study and the laws fitted to them.
+
+Reads only from the store (reports and re-summaries never depend on a run's memory).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from scalinglab.analysis.points import best_points, points_list
+from scalinglab.store import Store
+
+PREDICT_FACTORS = (2, 4, 8)  # predictions at these multiples of the largest data size
+
+
+def fit_learning_curve(points: list[dict], *, y0: float | None, form: str = "auto"):
+    """The learning-curve fit behind summary.json (one function, so the law can be swapped in one line)."""
+    from scalinglab.fit import fit_curve
+
+    x = np.array([p["data_size"] for p in points], float)
+    y = np.array([p["error"] for p in points], float)
+    w = np.array([p["n_seeds"] for p in points], float)
+    return fit_curve(x, y, form=form, weights=w, y0=y0, groups_y=[p["seed_errors"] for p in points])
+
+
+def fit_size_law(points: list[dict]):
+    """Best-fit parameter count vs data size: s(m) = sigma * m**beta_p."""
+    from scalinglab.fit import fit_model_size
+
+    x = np.array([p["data_size"] for p in points], float)
+    s = np.array([p["params"] for p in points], float)
+    return fit_model_size(x, s)
+
+
+def _law_dict(fit, largest: int) -> dict:
+    d = fit.to_dict()
+    xs = np.array([largest * f for f in PREDICT_FACTORS], float)
+    pred = fit.predict(xs, interval=0.9)
+    d["predictions"] = [{"data_size": int(x), "value": float(v), "lo": float(lo), "hi": float(hi)}
+                        for x, v, lo, hi in zip(xs, pred["y"], pred["lo"], pred["hi"])]
+    d.setdefault("ci90", d.get("ci"))
+    return d
+
+
+def _clean(o):
+    """JSON with null for NaN/inf (the standard has no NaN)."""
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, (float, np.floating)):
+        return float(o) if math.isfinite(o) else None
+    if isinstance(o, np.integer):
+        return int(o)
+    return o
+
+
+def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto",
+              extra: dict | None = None) -> dict:
+    from scalinglab.data import load
+
+    df = store.frame(study_name)
+    counts = df["status"].value_counts().to_dict() if len(df) else {}
+    out = {"study": study_name, "metric": "dev error rate (median over seeds of each trial's minimum)",
+           "trials": {"total": int(len(df)), **{k: int(v) for k, v in counts.items()}}, **(extra or {})}
+    ds = load(config["data"]["name"], config["data"].get("options", {}))  # cached on disk
+    out["random_guess_error"] = ds.random_guess_error
+    if "bayes_error" in ds.meta:
+        out["bayes_error"] = ds.meta["bayes_error"]
+    best = best_points(df)
+    out["points"] = points_list(best)
+    if len(out["points"]) >= 4:
+        lc = fit_learning_curve(out["points"], y0=out["random_guess_error"], form=form)
+        largest = out["points"][-1]["data_size"]
+        out["learning_curve"] = _law_dict(lc, largest)
+        out["model_size_law"] = _law_dict(fit_size_law(out["points"]), largest)
+    else:
+        out["learning_curve"] = None
+        out["note"] = "fewer than 4 data sizes with finished trials: no law fitted"
+    return _clean(out)
+
+
+def write_summary(folder: Path, summary: dict) -> Path:
+    path = Path(folder) / "summary.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.replace(path)  # never a half-written summary
+    return path

@@ -1,0 +1,40 @@
+"""Rich progress bar for a study: trials done/total, current data size and model size, ETA."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+    TimeRemainingColumn
+
+
+def _size(spec: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in spec["model"]["size"].items())
+
+
+class StudyProgress:
+    def __init__(self, title: str, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.title = title
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[now]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                            TimeRemainingColumn(), console=self.console)
+        self.bad = 0
+
+    def start(self, total: int, done: int, todo: list):
+        if done:
+            self.console.print(f"resuming: {done} of {total} trials already in the store")
+        first = f"m={todo[0][0]['data_size']} {_size(todo[0][0])}" if todo else ""
+        self.task = self.bar.add_task(self.title, total=total, completed=done, now=first)
+        self.bar.start()
+
+    def advance(self, spec: dict, result: dict):
+        now = f"m={spec['data_size']} {_size(spec)} seed={spec['seed']} -> {result['status']}"
+        if result["status"] == "ok":
+            now += f" {result['min_dev_error']:.3f}"
+        else:
+            self.bad += 1
+            self.console.print(f"[yellow]trial {result['id']} {result['status']}: {result.get('error')}")
+        self.bar.update(self.task, advance=1, now=now)
+
+    def stop(self):
+        self.bar.stop()

@@ -1,0 +1,57 @@
+"""`scalinglab run [STUDY]`: run a preset or a study file, resuming from the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "run a scaling study (a preset name or a .toml file; default: the 'default' preset)"
+
+
+def register(p):
+    p.add_argument("study", nargs="?", default=None, help="preset name or path to a study .toml")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<study name>)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--backend", default="local", choices=["local", "pool", "ray"],
+                   help="where trials run (default local: in-process, or a process pool with --workers>1)")
+    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
+                   help="override the study's train.device")
+    p.add_argument("--form", default="auto", help="learning-curve form (default auto: chosen by extrapolation)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from rich.console import Console
+
+    from scalinglab.config import load_study
+    from scalinglab.errors import UserError
+
+    study, source = load_study(args.study)  # validates everything before anything is written
+    if args.workers < 1:
+        raise UserError(f"--workers: given {args.workers}; allowed: 1 or more")
+    from scalinglab.train.trial import resolve_device
+
+    resolve_device(args.device or study.train.device)
+    out = Path(args.out) if args.out else Path("runs") / study.name
+    console = Console(stderr=True)
+    console.print(f"[bold]{study.name}[/]: {study.description or source} -> {out}/")
+
+    from scalinglab.cli.progress import StudyProgress
+    from scalinglab.runner import run_study
+
+    progress = None if args.no_progress else StudyProgress(study.name, console)
+    summary = run_study(study, out, source=source, backend=args.backend, workers=args.workers,
+                        device=args.device, progress=progress, form=args.form)
+    _print_summary(console, summary, out)
+    return 0
+
+
+def _print_summary(console, s: dict, out: Path) -> None:
+    t = s["trials"]
+    console.print(f"trials: {t['total']} ({t.get('ok', 0)} ok, {t.get('diverged', 0)} diverged, "
+                  f"{t.get('failed', 0)} failed); wall time {s.get('wall_time_s')} s")
+    lc = s.get("learning_curve")
+    if lc:
+        p = lc["params"]
+        console.print(f"learning curve ({lc['form']}): error ~ {p.get('alpha', float('nan')):.3g} "
+                      f"* m^{p.get('beta', float('nan')):.3f} + {p.get('gamma', 0) or 0:.3g}")
+    console.print(f"wrote {out / 'results.sqlite'}, {out / 'summary.json'}")

@@ -1,0 +1,193 @@
+"""Study configuration: a TOML file validated into typed objects.
+
+A study is one declarative file (see `scalinglab/presets/*.toml`). Unknown keys are errors. Every
+problem is raised as a one-line `UserError` naming the file, the field, what was given and what is
+allowed; `load_study` also checks the size range against the data pool before anything is written.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from scalinglab.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sizes(_Strict):
+    """Training-set sizes: `min`/`max`/`factor` (spaced by factor) or an explicit `list`."""
+
+    min: int | None = Field(None, gt=0)
+    max: int | None = Field(None, gt=0)
+    factor: float = Field(2.0, gt=1.0)
+    list: tuple[int, ...] | None = None
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.list is not None:
+            if self.min is not None or self.max is not None:
+                raise ValueError("give either list or min/max, not both")
+            if len(self.list) < 2 or any(n <= 0 for n in self.list):
+                raise ValueError("list needs at least 2 positive sizes")
+            if list(self.list) != sorted(set(self.list)):
+                raise ValueError("list must be strictly increasing")
+        else:
+            if self.min is None or self.max is None:
+                raise ValueError("give min and max (or list)")
+            if self.min >= self.max:
+                raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        return self
+
+    def values(self) -> list[int]:
+        from scalinglab.data.subsets import nested_sizes
+
+        return list(self.list) if self.list is not None else nested_sizes(self.min, self.max, self.factor)
+
+
+class DataConfig(_Strict):
+    name: str
+    options: dict = Field(default_factory=dict)
+    sizes: Sizes
+    split_seed: int = 0  # seed of the stratified permutation that defines the nested subsets
+
+
+class ModelConfig(_Strict):
+    family: str
+    widths: tuple[int, ...] | None = None  # mlp
+    channels: tuple[int, ...] | None = None  # cnn1d
+    depths: tuple[int, ...] = (2,)
+    batchnorm: bool = False
+
+    @field_validator("widths", "channels", "depths")
+    @classmethod
+    def _positive(cls, v):
+        if v is not None and (len(v) == 0 or any(x <= 0 for x in v)):
+            raise ValueError("must be a non-empty list of positive integers")
+        return v
+
+    def size_grid(self) -> list[dict]:
+        """Every size in the grid, as the family's knob dict, smallest first."""
+        knob, values = ("channels", self.channels) if self.family == "cnn1d" else ("width", self.widths)
+        if values is None:
+            raise ValueError(f"model.{knob} is required for family {self.family!r}")
+        return [{knob: v, "depth": d} for d in self.depths for v in values]
+
+
+class TrainConfig(_Strict):
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0, le=10)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    batch_size: int = Field(128, gt=0)
+    max_epochs: int = Field(100, gt=0)
+    # An "epoch" for early stopping is max(one pass, min_steps_per_epoch steps): a 16-example subset
+    # would otherwise get one optimizer step per evaluation.
+    min_steps_per_epoch: int = Field(10, gt=0)
+    patience: int = Field(10, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class SearchConfig(_Strict):
+    kind: Literal["grid"] = "grid"
+
+
+class Study(_Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    seeds: int = Field(3, gt=0, le=100)
+    metric: Literal["error"] = "error"
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig = TrainConfig()
+    search: SearchConfig = SearchConfig()
+
+    @model_validator(mode="after")
+    def _grid(self):
+        self.model.size_grid()  # raises when the family's knob is missing
+        return self
+
+    def sizes(self) -> list[int]:
+        return self.data.sizes.values()
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("scalinglab.presets").iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def preset_text(name: str) -> str:
+    return resources.files("scalinglab.presets").joinpath(f"{name}.toml").read_text()
+
+
+def _field_path(loc) -> str:
+    return ".".join(str(p) for p in loc if not str(p).startswith("function-")) or "(top level)"
+
+
+def _one_line(where: str, err: ValidationError, raw: dict) -> UserError:
+    e = err.errors()[0]
+    field = _field_path(e["loc"])
+    msg = e["msg"].removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        return UserError(f"{where}: {field}: unknown key (given {e['input']!r}); see `scalinglab presets` "
+                         f"for valid studies")
+    if e["type"] == "missing":
+        return UserError(f"{where}: {field}: missing; it is required")
+    given = e.get("input")
+    if isinstance(given, dict):
+        return UserError(f"{where}: {field}: {msg}")
+    return UserError(f"{where}: {field}: given {given!r}; allowed: {msg}")
+
+
+def parse_study(text: str, where: str) -> Study:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{where}: not valid TOML: {e}") from None
+    try:
+        study = Study.model_validate(raw)
+    except ValidationError as e:
+        raise _one_line(where, e, raw) from None
+    _check_against_registries(study, where)
+    return study
+
+
+def _check_against_registries(study: Study, where: str) -> None:
+    from scalinglab.data.registry import pool_size
+    from scalinglab.models.registry import family
+
+    family(study.model.family, where)
+    n_pool = pool_size(study.data.name, study.data.options, where)
+    sizes = study.sizes()
+    if sizes[-1] > n_pool:
+        raise UserError(f"{where}: data.sizes: given a largest size of {sizes[-1]}; allowed: at most the "
+                        f"train pool of {study.data.name!r}, {n_pool} examples")
+
+
+def load_study(arg: str | None) -> tuple[Study, str]:
+    """A preset name or a path to a TOML file -> (study, where). No argument: the `default` preset."""
+    arg = arg or "default"
+    if arg in preset_names():
+        return parse_study(preset_text(arg), f"preset {arg}"), f"preset {arg}"
+    path = Path(arg)
+    if not path.exists():
+        raise UserError(f"{arg}: no such study file or preset; presets: {', '.join(preset_names())}")
+    if path.is_dir():
+        raise UserError(f"{arg}: is a folder; give a study .toml file or a preset name")
+    return parse_study(path.read_text(), str(path)), str(path)

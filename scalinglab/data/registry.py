@@ -1,0 +1,128 @@
+"""Registry of data sets. Each entry makes train pool / dev / test arrays from plain options.
+
+A data set is registered with a function `make(**options) -> Dataset`, a function
+`pool_size(**options) -> int` (so a study's size range is checked before anything is generated or
+written) and the options it accepts with their defaults (so unknown options are refused by name).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from scalinglab.errors import UserError
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Arrays of one data set. x_*: float32 (n, ...) ; y_*: int64 (n,) class labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_dev: np.ndarray
+    y_dev: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    # Known facts about the data, e.g. {"bayes_error": 0.1} for a planted label-noise rate.
+    meta: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def random_guess_error(self) -> float:
+        return 1.0 - 1.0 / self.n_classes
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    make: Callable[..., Dataset]
+    pool_size: Callable[..., int]
+    defaults: dict
+    doc: str
+
+
+DATASETS: dict[str, DatasetEntry] = {}
+
+
+def register(name: str, *, defaults: dict, pool_size: Callable[..., int], doc: str = ""):
+    """Decorator: register `make(**options)` under `name`. Registering a name twice is an error."""
+
+    def deco(make):
+        if name in DATASETS:
+            raise ValueError(f"data set {name!r} is registered twice")
+        DATASETS[name] = DatasetEntry(name, make, pool_size, dict(defaults), doc)
+        return make
+
+    return deco
+
+
+def _entry(name: str, where: str = "study") -> DatasetEntry:
+    if name not in DATASETS:
+        raise UserError(f"{where}: data.name: given {name!r}; allowed: {', '.join(sorted(DATASETS))}")
+    return DATASETS[name]
+
+
+def resolve_options(name: str, options: dict, where: str = "study") -> dict:
+    """Defaults merged with the given options; unknown options are refused by name."""
+    entry = _entry(name, where)
+    unknown = sorted(set(options) - set(entry.defaults))
+    if unknown:
+        raise UserError(
+            f"{where}: data.options.{unknown[0]}: given {options[unknown[0]]!r}; allowed options for "
+            f"{name!r}: {', '.join(sorted(entry.defaults)) or '(none)'}"
+        )
+    return {**entry.defaults, **options}
+
+
+def pool_size(name: str, options: dict, where: str = "study") -> int:
+    return int(_entry(name, where).pool_size(**resolve_options(name, options, where)))
+
+
+# Generated arrays are cached per process (a study loads the same data for every trial) and on disk
+# (generation of MNIST-1D takes seconds), keyed by name and options.
+_MEMO: dict[str, Dataset] = {}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SCALINGLAB_CACHE", Path.home() / ".cache" / "scalinglab"))
+
+
+def _key(name: str, options: dict) -> str:
+    blob = json.dumps({"name": name, "options": options}, sort_keys=True)
+    return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def load(name: str, options: dict | None = None, *, where: str = "study") -> Dataset:
+    options = resolve_options(name, options or {}, where)
+    key = _key(name, options)
+    if key in _MEMO:
+        return _MEMO[key]
+    path = cache_dir() / f"{key}.npz"
+    ds = None
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                ds = Dataset(**{k: z[k] for k in ("x_train", "y_train", "x_dev", "y_dev", "x_test", "y_test")},
+                             n_classes=int(z["n_classes"]), meta=meta)
+        except Exception:  # a torn cache file from a killed run: regenerate
+            ds = None
+    if ds is None:
+        ds = DATASETS[name].make(**options)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        arrays = {k: getattr(ds, k) for k in ("x_train", "y_train", "x_dev", "y_dev", "x_test", "y_test")}
+        np.savez(tmp, **arrays, n_classes=ds.n_classes, meta=json.dumps(ds.meta))
+        os.replace(tmp, path)  # atomic: concurrent workers never read a half-written file
+    _MEMO[key] = ds
+    return ds

@@ -1,0 +1,42 @@
+"""Multilayer perceptron: `depth` hidden layers of `width` units, ReLU, optional batch norm."""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from scalinglab.models.registry import register
+
+
+class MLP(nn.Module):
+    def __init__(self, d_in: int, width: int, depth: int, n_out: int, batchnorm: bool = False):
+        super().__init__()
+        layers, d = [], d_in
+        for _ in range(depth):
+            layers.append(nn.Linear(d, width))
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(width))
+            layers.append(nn.ReLU())
+            d = width
+        layers.append(nn.Linear(d, n_out))
+        self.net = nn.Sequential(nn.Flatten(), *layers)
+        self.dims = [d_in] + [width] * depth + [n_out]
+
+    def forward(self, x):  # (B, *input_shape) -> (B, n_out)
+        return self.net(x)
+
+    def n_params(self) -> int:
+        # Linear layers: d_in*d_out + d_out; batch norm: 2 per unit (running stats are buffers).
+        n = sum(a * b + b for a, b in zip(self.dims[:-1], self.dims[1:]))
+        n += sum(2 * m.num_features for m in self.modules() if isinstance(m, nn.BatchNorm1d))
+        return n
+
+    def forward_flops(self) -> int:
+        return sum(2 * a * b for a, b in zip(self.dims[:-1], self.dims[1:]))
+
+
+@register("mlp", knobs=("width", "depth"), options=("batchnorm",), doc="MLP: width x depth, ReLU")
+def build_mlp(size, input_shape, n_outputs, batchnorm=False):
+    return MLP(math.prod(input_shape), int(size.get("width", 128)), int(size.get("depth", 2)),
+               n_outputs, batchnorm=batchnorm)

@@ -1,0 +1,53 @@
+"""Registry of model families. A family is a function `(size, input_shape, n_outputs, **opts) -> Module`
+whose module has `n_params()` and `forward_flops()` (multiply-adds x 2 per example).
+
+Training FLOPs per example = 3 x forward FLOPs (forward, and a backward that costs about twice the
+forward: Kaplan et al. 2020, the usual "6N" rule for dense layers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from scalinglab.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyEntry:
+    name: str
+    build: Callable
+    knobs: tuple[str, ...]  # the size knobs, e.g. ("width", "depth")
+    options: tuple[str, ...]  # other options, e.g. ("batchnorm",)
+    doc: str
+
+
+FAMILIES: dict[str, FamilyEntry] = {}
+
+
+def register(name: str, *, knobs: tuple[str, ...], options: tuple[str, ...] = (), doc: str = ""):
+    def deco(fn):
+        if name in FAMILIES:
+            raise ValueError(f"model family {name!r} is registered twice")
+        FAMILIES[name] = FamilyEntry(name, fn, knobs, options, doc)
+        return fn
+
+    return deco
+
+
+def family(name: str, where: str = "study") -> FamilyEntry:
+    if name not in FAMILIES:
+        raise UserError(f"{where}: model.family: given {name!r}; allowed: {', '.join(sorted(FAMILIES))}")
+    return FAMILIES[name]
+
+
+def build(name: str, size: dict, input_shape, n_outputs: int, **options):
+    """Build one model; `size` holds the family's knobs, e.g. {"width": 128, "depth": 2}."""
+    return family(name).build(size=size, input_shape=tuple(input_shape), n_outputs=n_outputs, **options)
+
+
+def describe(name: str, size: dict, input_shape, n_outputs: int, **options) -> dict:
+    """Parameter count and FLOPs of a model, without training it."""
+    m = build(name, size, input_shape, n_outputs, **options)
+    fwd = m.forward_flops()
+    return {"params": m.n_params(), "forward_flops": fwd, "train_flops_per_example": 3 * fwd}

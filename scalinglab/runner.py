@@ -1,0 +1,71 @@
+"""Run a study: plan trials, skip finished ones, schedule the rest, commit each result, summarise.
+
+Bad input is found before anything is written: `run_study` is only called with a validated study,
+and the output folder is created only once the backend and device are known to be usable.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+from scalinglab.analysis.summary import summarize, write_summary
+from scalinglab.backends import make_backend
+from scalinglab.config import Study
+from scalinglab.search import plan_grid
+from scalinglab.store import Store
+from scalinglab.train.trial import resolve_device, trial_id
+
+
+def machine_info(device: str) -> dict:
+    import torch
+
+    info = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(), "device": device}
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    from scalinglab import __version__
+
+    info["scalinglab"] = __version__
+    return info
+
+
+def plan(study: Study) -> list[tuple[dict, dict]]:
+    return plan_grid(study)
+
+
+def run_study(study: Study, out: Path, *, source: str = "", backend: str = "local", workers: int = 1,
+              device: str | None = None, progress=None, form: str = "auto") -> dict:
+    """Run (or resume) `study` into folder `out`; returns the summary dict.
+
+    progress: an object with `start(total, done)`, `advance(spec, result)`, `stop()` (or None).
+    """
+    device = resolve_device(device or study.train.device)
+    be = make_backend(backend, workers)
+    out = Path(out)
+    store = Store(out)
+    t0 = time.time()
+    store.begin_study(study.name, study.to_dict(), source, info=machine_info(device))
+    trials = plan(study)
+    done = store.done_ids()
+    todo = [(s, t) for s, t in trials if trial_id(s) not in done]
+    tags = {trial_id(s): t for s, t in todo}
+    if progress:
+        progress.start(len(trials), len(trials) - len(todo), todo)
+    try:
+        for spec, result in be.map([s for s, _ in todo], device):
+            store.add(study.name, spec, result, tags[result["id"]])  # committed before the next is scheduled
+            if progress:
+                progress.advance(spec, result)
+    finally:
+        if progress:
+            progress.stop()
+    prev = next((s["info"] for s in store.studies() if s["name"] == study.name), {})
+    wall = prev.get("wall_time_total", 0.0) + (time.time() - t0)
+    store.update_study_info(study.name, wall_time_total=wall, last_run_wall_time=time.time() - t0)
+    summary = summarize(store, study.name, study.to_dict(), form=form,
+                        extra={"wall_time_s": round(wall, 1), "device": device})
+    write_summary(out, summary)
+    store.close()
+    return summary

@@ -1,0 +1,170 @@
+"""SQLite store of trials: crash-safe, resumable, readable as a DataFrame.
+
+- WAL journal and a busy timeout, so several processes can write one store (each write is a short
+  transaction, retried on `database is locked`).
+- A trial's primary key is the hash of its spec (`trial_id`): inserting a finished trial twice is a
+  no-op, so a resumed or concurrent run never duplicates a row.
+- Each finished trial is committed before the next is started (`add` commits), so `kill -9` loses at
+  most the trial in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS trials (
+    id TEXT PRIMARY KEY,
+    study TEXT NOT NULL,
+    status TEXT NOT NULL,            -- ok | diverged | failed
+    data_size INTEGER NOT NULL,
+    model_size TEXT NOT NULL,        -- JSON of the size knobs, e.g. {"width": 128, "depth": 2}
+    seed INTEGER NOT NULL,
+    min_dev_error REAL,
+    best_epoch INTEGER,
+    epochs INTEGER,
+    final_train_error REAL,
+    test_error REAL,
+    params INTEGER,
+    train_flops_per_example REAL,
+    train_flops REAL,
+    wall_time REAL,
+    device TEXT,
+    error TEXT,
+    spec TEXT NOT NULL,              -- JSON: the full trial spec (its hash is the id)
+    result TEXT NOT NULL,            -- JSON: the full result, history included
+    tags TEXT NOT NULL DEFAULT '{}', -- JSON: search bookkeeping (stage, candidate, factor level)
+    finished_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trials_study ON trials(study);
+CREATE TABLE IF NOT EXISTS studies (
+    name TEXT PRIMARY KEY,
+    config TEXT NOT NULL,            -- JSON of the study as run
+    source TEXT,
+    started_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    info TEXT NOT NULL DEFAULT '{}'  -- JSON: machine, versions, wall time
+);
+"""
+
+_COLUMNS = ["id", "study", "status", "data_size", "model_size", "seed", "min_dev_error", "best_epoch",
+            "epochs", "final_train_error", "test_error", "params", "train_flops_per_example",
+            "train_flops", "wall_time", "device", "error", "spec", "result", "tags", "finished_at"]
+
+
+def _retry(fn, tries: int = 50):
+    """Run a write, retrying while another process holds the lock (beyond the busy timeout)."""
+    for i in range(tries):
+        try:
+            return fn()
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e) or i == tries - 1:
+                raise
+            time.sleep(0.05 * (1 + i % 10))
+
+
+class Store:
+    FILENAME = "results.sqlite"
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        self.path = path / self.FILENAME if path.suffix != ".sqlite" else path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # autocommit; explicit txns
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
+        self.conn.execute("PRAGMA busy_timeout=30000")
+        _retry(lambda: self.conn.executescript(SCHEMA))
+
+    @classmethod
+    def open_existing(cls, folder: str | Path) -> "Store":
+        from scalinglab.errors import UserError
+
+        p = Path(folder)
+        f = p if p.suffix == ".sqlite" else p / cls.FILENAME
+        if not f.exists():
+            raise UserError(f"{folder}: no {cls.FILENAME} here; give a study output folder (e.g. runs/smoke)")
+        return cls(p)
+
+    def close(self):
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- studies ---------------------------------------------------------------------------------
+    def begin_study(self, name: str, config: dict, source: str = "", info: dict | None = None):
+        now = time.time()
+
+        def write():
+            self.conn.execute(
+                "INSERT INTO studies(name, config, source, started_at, updated_at, info) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(name) DO UPDATE SET config=excluded.config, source=excluded.source, "
+                "updated_at=excluded.updated_at",
+                (name, json.dumps(config), source, now, now, json.dumps(info or {})))
+        _retry(write)
+
+    def update_study_info(self, name: str, **info):
+        row = self.conn.execute("SELECT info FROM studies WHERE name=?", (name,)).fetchone()
+        merged = {**(json.loads(row[0]) if row else {}), **info}
+        _retry(lambda: self.conn.execute("UPDATE studies SET info=?, updated_at=? WHERE name=?",
+                                         (json.dumps(merged), time.time(), name)))
+
+    def studies(self) -> list[dict]:
+        rows = self.conn.execute("SELECT name, config, source, started_at, updated_at, info FROM studies").fetchall()
+        return [{"name": r[0], "config": json.loads(r[1]), "source": r[2], "started_at": r[3],
+                 "updated_at": r[4], "info": json.loads(r[5])} for r in rows]
+
+    # --- trials ----------------------------------------------------------------------------------
+    def done_ids(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT id FROM trials")}
+
+    def add(self, study: str, spec: dict, result: dict, tags: dict | None = None) -> bool:
+        """Commit one finished trial. Returns False if it was already there (no duplicate row)."""
+        row = {
+            "id": result["id"], "study": study, "status": result["status"],
+            "data_size": spec["data_size"], "model_size": json.dumps(spec["model"]["size"], sort_keys=True),
+            "seed": spec["seed"], "spec": json.dumps(spec, sort_keys=True),
+            "result": json.dumps(result), "tags": json.dumps(tags or {}, sort_keys=True),
+            "finished_at": time.time(),
+        }
+        for k in ("min_dev_error", "best_epoch", "epochs", "final_train_error", "test_error", "params",
+                  "train_flops_per_example", "train_flops", "wall_time", "device", "error"):
+            row[k] = result.get(k)
+        sql = f"INSERT OR IGNORE INTO trials({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+        cur = _retry(lambda: self.conn.execute(sql, [row[c] for c in _COLUMNS]))
+        return cur.rowcount == 1
+
+    def count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+
+    def frame(self, study: str | None = None, *, with_json: bool = False):
+        """All trials as a pandas DataFrame, one row per trial (`model_size` knobs as columns)."""
+        import pandas as pd
+
+        q = "SELECT * FROM trials" + (" WHERE study=?" if study else "") + " ORDER BY finished_at, id"
+        df = pd.read_sql_query(q, self.conn, params=(study,) if study else None)
+        sizes = pd.DataFrame([json.loads(s) for s in df["model_size"]], index=df.index)
+        tags = pd.DataFrame([json.loads(s) for s in df["tags"]], index=df.index)
+        df = pd.concat([df, sizes.add_prefix("size_"), tags.add_prefix("tag_")], axis=1)
+        if not with_json:
+            df = df.drop(columns=["spec", "result", "tags"])
+        return df
+
+    def results(self, study: str | None = None) -> list[tuple[dict, dict, dict]]:
+        """(spec, result, tags) of every trial, for code that needs histories."""
+        q = "SELECT spec, result, tags FROM trials" + (" WHERE study=?" if study else "")
+        return [(json.loads(a), json.loads(b), json.loads(c))
+                for a, b, c in self.conn.execute(q, (study,) if study else ())]
+
+
+def load_results(folder: str | Path, study: str | None = None):
+    """Every trial of a study folder as a pandas DataFrame (one row per trial)."""
+    with Store.open_existing(folder) as s:
+        return s.frame(study)

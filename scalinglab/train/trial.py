@@ -1,0 +1,169 @@
+"""One trial = one model of one size trained on one nested subset with one seed.
+
+`run_trial(spec)` is pure: its result depends only on the spec (and on floating-point reassociation
+across devices/thread counts), which is why the store can key trials by a hash of the spec and why
+backends only decide *where* it runs. It never raises for a training problem: a NaN/inf loss returns
+`status="diverged"`, any other exception `status="failed"` with the error text.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import time
+import traceback
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from scalinglab import data as data_mod
+from scalinglab import models as models_mod
+
+SPEC_VERSION = 1  # bump when a change to training makes old results incomparable
+
+
+def trial_id(spec: dict) -> str:
+    """Stable id of a trial: sha256 of its canonical JSON (sorted keys)."""
+    blob = json.dumps({"v": SPEC_VERSION, **spec}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def resolve_device(device: str = "auto") -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        from scalinglab.errors import UserError
+
+        raise UserError("--device: given 'cuda'; allowed: auto or cpu (no CUDA device is visible to torch)")
+    return device
+
+
+@lru_cache(maxsize=8)
+def _subset_order(name: str, options_json: str, split_seed: int) -> np.ndarray:
+    ds = data_mod.load(name, json.loads(options_json))
+    return data_mod.stratified_order(ds.y_train, split_seed)
+
+
+def subset(spec_data: dict, n: int):
+    """(dataset, indices of the nested subset of size n)."""
+    ds = data_mod.load(spec_data["name"], spec_data.get("options", {}))
+    order = _subset_order(spec_data["name"], json.dumps(spec_data.get("options", {}), sort_keys=True),
+                          spec_data.get("split_seed", 0))
+    return ds, order[:n]
+
+
+def make_optimizer(params, tr: dict):
+    if tr["optimizer"] == "sgd":
+        return torch.optim.SGD(params, lr=tr["lr"], momentum=tr.get("momentum", 0.9),
+                               weight_decay=tr.get("weight_decay", 0.0))
+    cls = torch.optim.AdamW if tr["optimizer"] == "adamw" else torch.optim.Adam
+    return cls(params, lr=tr["lr"], weight_decay=tr.get("weight_decay", 0.0))
+
+
+@torch.no_grad()
+def evaluate(model, x, y, batch: int = 8192) -> tuple[float, float]:
+    """(mean cross-entropy, error rate) of `model` on (x, y), in eval mode."""
+    model.eval()
+    loss, wrong = 0.0, 0
+    for i in range(0, len(x), batch):
+        logits = model(x[i:i + batch])
+        loss += F.cross_entropy(logits.float(), y[i:i + batch], reduction="sum").item()
+        wrong += (logits.argmax(1) != y[i:i + batch]).sum().item()
+    model.train()
+    return loss / len(x), wrong / len(x)
+
+
+def steps_per_epoch(n: int, tr: dict) -> int:
+    return max(math.ceil(n / tr["batch_size"]), tr.get("min_steps_per_epoch", 1))
+
+
+def run_trial(spec: dict, device: str = "cpu") -> dict:
+    """Train the trial described by `spec`; return a flat, JSON-serialisable result dict.
+
+    spec: {"data": {"name", "options", "split_seed"}, "data_size": int,
+           "model": {"family", "size": {...}, "batchnorm"}, "train": {...}, "seed": int}
+    """
+    t0 = time.perf_counter()
+    out = {"id": trial_id(spec), "status": "failed", "min_dev_error": None, "best_epoch": None,
+           "epochs": 0, "final_train_error": None, "final_train_loss": None, "test_error": None,
+           "params": None, "train_flops_per_example": None, "train_flops": None, "history": [],
+           "error": None, "device": device}
+    try:
+        out.update(_train(spec, device))
+    except Exception as e:  # a failed trial is a result, not a crash of the study
+        out["error"] = f"{type(e).__name__}: {e}"
+        out["traceback"] = traceback.format_exc(limit=5)
+    out["wall_time"] = time.perf_counter() - t0
+    return out
+
+
+def _train(spec: dict, device: str) -> dict:
+    tr, ms = spec["train"], spec["model"]
+    ds, idx = subset(spec["data"], spec["data_size"])
+    dev = torch.device(device)
+    x = torch.as_tensor(ds.x_train[idx], device=dev)
+    y = torch.as_tensor(ds.y_train[idx], device=dev)
+    x_dev, y_dev = torch.as_tensor(ds.x_dev, device=dev), torch.as_tensor(ds.y_dev, device=dev)
+
+    torch.manual_seed(spec["seed"])
+    model = models_mod.build(ms["family"], ms["size"], ds.input_shape, ds.n_classes,
+                             batchnorm=ms.get("batchnorm", False)).to(dev)
+    info = {"params": model.n_params(), "train_flops_per_example": 3 * model.forward_flops()}
+    opt = make_optimizer(model.parameters(), tr)
+    gen = torch.Generator(device="cpu").manual_seed(spec["seed"])  # data order, per trial
+
+    n = len(idx)
+    bs = min(tr["batch_size"], n)
+    spe = steps_per_epoch(n, tr)
+    perm, pos = torch.randperm(n, generator=gen), 0
+    best, best_state, since, history, status, steps = math.inf, None, 0, [], "ok", 0
+    for epoch in range(1, tr["max_epochs"] + 1):
+        tot_loss, tot_wrong, seen = 0.0, 0, 0
+        for _ in range(spe):
+            if pos + bs > n:  # next pass over the subset, freshly shuffled
+                perm, pos = torch.randperm(n, generator=gen), 0
+            b = perm[pos:pos + bs].to(dev)
+            pos += bs
+            logits = model(x[b])
+            loss = F.cross_entropy(logits, y[b])
+            if not torch.isfinite(loss):
+                status = "diverged"
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            steps += 1
+            tot_loss += loss.item() * bs
+            tot_wrong += (logits.argmax(1) != y[b]).sum().item()
+            seen += bs
+        if status == "diverged":
+            break
+        dev_loss, dev_err = evaluate(model, x_dev, y_dev)
+        if not math.isfinite(dev_loss):
+            status = "diverged"
+            break
+        history.append({"epoch": epoch, "train_loss": tot_loss / seen, "train_error": tot_wrong / seen,
+                        "dev_loss": dev_loss, "dev_error": dev_err})
+        if dev_err < best:
+            best, since = dev_err, 0
+            best_state = copy.deepcopy(model.state_dict())
+            best_epoch = epoch
+        else:
+            since += 1
+            if since >= tr["patience"]:
+                break
+    res = {"status": status, "history": history, "epochs": len(history), "steps": steps, **info,
+           "train_flops": info["train_flops_per_example"] * steps * bs}
+    if history:
+        res["final_train_loss"], res["final_train_error"] = evaluate(model, x, y)
+        res["min_dev_error"], res["best_epoch"] = best, best_epoch
+        model.load_state_dict(best_state)  # test error of the model that scored min dev error
+        x_te, y_te = torch.as_tensor(ds.x_test, device=dev), torch.as_tensor(ds.y_test, device=dev)
+        res["test_error"] = evaluate(model, x_te, y_te)[1]
+    if status == "diverged":
+        res["error"] = f"non-finite loss at epoch {len(history) + 1}"
+    return res
