@@ -7,6 +7,7 @@ and the output folder is created only once the backend and device are known to b
 from __future__ import annotations
 
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -36,11 +37,13 @@ def plan(study: Study) -> list[tuple[dict, dict]]:
 
 
 def run_study(study: Study, out: Path, *, source: str = "", backend: str = "local", workers: int = 1,
-              device: str | None = None, progress=None, form: str = "auto") -> dict:
+              device: str | None = None, progress=None, form: str = "auto", log=None) -> dict:
     """Run (or resume) `study` into folder `out`; returns the summary dict.
 
-    progress: an object with `start(total, done)`, `advance(spec, result)`, `stop()` (or None).
+    progress: an object with `start(total, done, todo)`, `advance(spec, result)`, `stop()` (or None).
+    log: called with one-line messages (default: stderr).
     """
+    log = log or (lambda msg: print(msg, file=sys.stderr))
     device = resolve_device(device or study.train.device)
     be = make_backend(backend, workers)
     out = Path(out)
@@ -51,6 +54,8 @@ def run_study(study: Study, out: Path, *, source: str = "", backend: str = "loca
     done = store.done_ids()
     todo = [(s, t) for s, t in trials if trial_id(s) not in done]
     tags = {trial_id(s): t for s, t in todo}
+    if len(todo) < len(trials):
+        log(f"resuming: {len(trials) - len(todo)} of {len(trials)} trials already in the store")
     if progress:
         progress.start(len(trials), len(trials) - len(todo), todo)
     try:

@@ -21,8 +21,6 @@ class StudyProgress:
         self.bad = 0
 
     def start(self, total: int, done: int, todo: list):
-        if done:
-            self.console.print(f"resuming: {done} of {total} trials already in the store")
         first = f"m={todo[0][0]['data_size']} {_size(todo[0][0])}" if todo else ""
         self.task = self.bar.add_task(self.title, total=total, completed=done, now=first)
         self.bar.start()

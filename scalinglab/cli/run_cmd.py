@@ -40,7 +40,8 @@ def run(args) -> int:
 
     progress = None if args.no_progress else StudyProgress(study.name, console)
     summary = run_study(study, out, source=source, backend=args.backend, workers=args.workers,
-                        device=args.device, progress=progress, form=args.form)
+                        device=args.device, progress=progress, form=args.form,
+                        log=console.print)
     _print_summary(console, summary, out)
     return 0
 
