@@ -1,0 +1,479 @@
+"""Batched training: a group of G trials of one family and shape trained at once as one stacked model.
+
+A scaling study trains hundreds of small models; one at a time, each leaves the machine idle (per-step
+Python and dispatch overhead, tiny matrix products). `run_group(specs)` stacks the G models' parameters
+along a leading axis and runs every layer as one batched op (`baddbmm` for linear layers, a grouped
+convolution for conv layers, one `batch_norm` over G*C channels), so one optimizer step of the group
+costs about one model's step of overhead, and the products are G times larger.
+
+Each model keeps `run_trial`'s semantics and result keys:
+- init: `torch.manual_seed(seed)` then build, exactly as `run_trial`; the G state dicts are stacked;
+- data: its own nested subset (data_size) and its own `torch.Generator(seed)` stream of permutations,
+  replayed exactly, as index tensors (G, steps, batch) built once per epoch event;
+- its own "epoch" (max(one pass, min_steps_per_epoch steps)), patience, max_epochs, lr, weight decay,
+  momentum. A model that stops is removed from the stacked state, so it stops costing compute;
+- divergence: a non-finite loss masks that model's updates on the device (no host sync per step) and
+  marks it "diverged" at its next epoch end, with the steps it had made. No op mixes models, so the
+  others never see its NaNs.
+Results equal `run_trial`'s up to floating-point reassociation (tests/test_batched.py checks the loss
+trajectories step by step). `wall_time` of each result = the group's wall time / G: the group is one
+computation and there is no honest per-model split.
+
+Which specs share a group (`group_key`): same data set, model family / size / batchnorm, optimizer and
+effective batch size min(batch_size, data_size). Seed, data size, lr, weight decay, momentum,
+max_epochs, patience and min_steps_per_epoch may differ. Models of different widths are kept in
+separate groups: a padded group costs the widest model's FLOPs for every member (benchmarks/trainer.py
+--padding measures it; see docs/batched.md).
+
+Engines: "bmm" (hand-batched layers, the default: faster on CPU, see the benchmark) and "vmap"
+(`torch.func.functional_call` under `vmap`, for families the bmm interpreter does not know; no batch
+norm). Anything else falls back to `run_trial` per model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scalinglab import models as models_mod
+from scalinglab.train.trial import run_trial, steps_per_epoch, subset, trial_id
+
+BMM_LAYERS = (nn.Flatten, nn.Linear, nn.Conv1d, nn.BatchNorm1d, nn.ReLU)
+BMM_FAMILIES = ("mlp", "cnn1d")  # families whose leaf modules run in registration order
+EVAL_ROWS = 1 << 16  # rows (models x examples) per evaluation chunk
+
+
+# ----------------------------------------------------------------------------------------------------
+# Grouping and packing
+
+
+def group_key(spec: dict) -> str:
+    """Specs with equal keys can be trained in one group (see the module docstring)."""
+    tr = spec["train"]
+    return json.dumps({"data": spec["data"], "model": spec["model"], "optimizer": tr["optimizer"],
+                       "batch": min(tr["batch_size"], spec["data_size"])}, sort_keys=True)
+
+
+def model_bytes(spec: dict) -> int:
+    """Rough bytes one model of `spec` needs inside a group: parameters x 5 (param, grad, 2 Adam moments,
+    best state) + training activations x 3 (forward, saved, grad) + an evaluation chunk's activations."""
+    ds = subset(spec["data"], 1)[0]
+    model = models_mod.build(spec["model"]["family"], spec["model"]["size"], ds.input_shape, ds.n_classes,
+                             batchnorm=spec["model"].get("batchnorm", False))
+    act = [math.prod(ds.input_shape)]
+    hooks = [m.register_forward_hook(lambda m, i, o: act.append(o[0].numel()))
+             for m in model.modules() if not list(m.children())]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, *ds.input_shape))
+    for h in hooks:
+        h.remove()
+    bs = min(spec["train"]["batch_size"], spec["data_size"])
+    n_par = sum(p.numel() for p in model.parameters())
+    return 4 * (5 * n_par + 3 * bs * sum(act) + 1024 * sum(act))
+
+
+def pack(specs: list[dict], max_group: int = 32, memory_budget: int | None = None) -> list[list[dict]]:
+    """Split `specs` into groups of equal `group_key`, each of at most `max_group` models and, when a
+    budget is given, at most `memory_budget` bytes (by `model_bytes`). Groups come in the order of their
+    first spec (the plan order: smallest data first); a key's specs are split into near-equal groups."""
+    by_key: dict[str, list[dict]] = {}
+    for s in specs:
+        by_key.setdefault(group_key(s), []).append(s)
+    out = []
+    for members in by_key.values():
+        cap = max_group
+        if memory_budget is not None:
+            cap = max(1, min(cap, memory_budget // max(1, model_bytes(members[0]))))
+        k = math.ceil(len(members) / cap)
+        size = math.ceil(len(members) / k)
+        out += [members[i:i + size] for i in range(0, len(members), size)]
+    return out
+
+
+def default_memory_budget(device: str) -> int:
+    """Half the free accelerator memory on CUDA; 2 GiB on CPU (shared with the other workers)."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.mem_get_info()[0] // 2
+    return 2 << 30
+
+
+# ----------------------------------------------------------------------------------------------------
+# Stacked forward passes. P, B: {state-dict name: (G, ...)} parameters and buffers.
+
+
+def _plan(model: nn.Module):
+    return [(name, m) for name, m in model.named_modules() if not list(m.children())]
+
+
+def _bmm_supported(family: str, model: nn.Module) -> bool:
+    return family in BMM_FAMILIES and all(isinstance(m, BMM_LAYERS) for _, m in _plan(model))
+
+
+def _to_gbf(x, G):  # (b, G*C, L) -> (G, b, C*L): the per-model flatten(1) order
+    b = x.shape[0]
+    return x.reshape(b, G, -1).transpose(0, 1)
+
+
+def forward_bmm(plan, P, B, x, training: bool):
+    """x: (G, b, *input_shape) -> logits (G, b, n_out). Layouts: (G, b, F) for linear layers,
+    (b, G*C, L) for conv layers (a grouped convolution with G groups; batch norm over G*C channels)."""
+    G, b = x.shape[:2]
+    conv = False
+    for name, m in plan:
+        if isinstance(m, nn.Flatten):
+            x = _to_gbf(x, G) if conv else x.reshape(G, b, -1)
+            conv = False
+        elif isinstance(m, nn.Linear):
+            if conv:
+                x, conv = _to_gbf(x, G), False
+            x = torch.baddbmm(P[f"{name}.bias"].unsqueeze(1), x.reshape(G, b, -1),
+                              P[f"{name}.weight"].transpose(1, 2))
+        elif isinstance(m, nn.Conv1d):
+            if not conv:  # (G, b, L) or (G, b, C, L) -> (b, G*C, L)
+                x = x.reshape(G, b, -1, x.shape[-1]).transpose(0, 1).reshape(b, -1, x.shape[-1])
+                conv = True
+            w = P[f"{name}.weight"]
+            x = F.conv1d(x, w.reshape(-1, *w.shape[2:]), P[f"{name}.bias"].reshape(-1), stride=m.stride,
+                         padding=m.padding, groups=G)
+        elif isinstance(m, nn.BatchNorm1d):
+            shape = x.shape
+            xb = x if conv else x.transpose(0, 1).reshape(b, -1)  # (b, G*C[, L])
+            xb = F.batch_norm(xb, B[f"{name}.running_mean"].view(-1), B[f"{name}.running_var"].view(-1),
+                              P[f"{name}.weight"].reshape(-1), P[f"{name}.bias"].reshape(-1),
+                              training, m.momentum, m.eps)  # updates the stacked running stats in place
+            x = xb if conv else xb.reshape(b, G, -1).transpose(0, 1).reshape(shape)
+        elif isinstance(m, nn.ReLU):
+            x = torch.relu(x)
+        else:  # _bmm_supported guards this
+            raise TypeError(f"forward_bmm: layer {name} ({type(m).__name__}) is not supported")
+    return x
+
+
+def forward_vmap(template, P, B, x, training: bool):
+    from torch.func import functional_call, vmap
+
+    template.train(training)
+    return vmap(lambda p, xb: functional_call(template, p, (xb,)))(P, x)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Optimizer over stacked parameters, with per-model hyper-parameters
+
+
+class StackedOptimizer:
+    """Adam / AdamW / SGD(momentum) on stacked params; the update of torch.optim's single-tensor path,
+    with per-model lr, weight decay and momentum ((G,) tensors). Models with alive=False are frozen."""
+
+    def __init__(self, kind: str, params: list, lr, weight_decay, momentum, betas=(0.9, 0.999), eps=1e-8):
+        self.kind, self.params, self.betas, self.eps, self.t = kind, params, betas, eps, 0
+        self.lr, self.wd, self.mom = lr, weight_decay, momentum
+        n_state = 1 if kind == "sgd" else 2
+        self.state = [[torch.zeros_like(p) for _ in range(n_state)] for p in params]
+
+    @torch.no_grad()
+    def step(self, alive):
+        self.t += 1
+        b1, b2 = self.betas
+        for p, st in zip(self.params, self.state):
+            g, shp = p.grad, (-1,) + (1,) * (p.dim() - 1)
+            lr, wd, keep = self.lr.view(shp), self.wd.view(shp), alive.view(shp)
+            if self.kind == "sgd":
+                buf = st[0].mul_(self.mom.view(shp)).add_(g + wd * p)
+                upd = lr * buf
+            else:
+                if self.kind == "adamw":
+                    p.mul_(torch.where(keep, 1 - lr * wd, 1.0))
+                else:
+                    g = g + wd * p
+                m, v = st
+                m.lerp_(g, 1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                denom = (v.sqrt() / math.sqrt(1 - b2 ** self.t)).add_(self.eps)
+                upd = (lr / (1 - b1 ** self.t)) * m / denom
+            p.sub_(torch.where(keep, upd, 0.0))
+            p.grad = None
+
+    def select(self, keep, params):
+        self.params = params
+        self.state = [[s[keep] for s in st] for st in self.state]
+        self.lr, self.wd, self.mom = self.lr[keep], self.wd[keep], self.mom[keep]
+
+
+# ----------------------------------------------------------------------------------------------------
+# The group trainer
+
+
+class _DataOrder:
+    """One model's batch order, replayed exactly as run_trial draws it (new permutation when the next
+    batch would run past the end of the subset)."""
+
+    def __init__(self, n: int, bs: int, seed: int):
+        self.n, self.bs, self.pos = n, bs, 0
+        self.gen = torch.Generator(device="cpu").manual_seed(seed)
+        self.perm = torch.randperm(n, generator=self.gen)
+
+    def take(self, k: int) -> torch.Tensor:  # (k, bs) positions in the subset
+        out = []
+        while k:
+            if self.pos + self.bs > self.n:
+                self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
+            j = min(k, (self.n - self.pos) // self.bs)
+            out.append(self.perm[self.pos:self.pos + j * self.bs].view(j, self.bs))
+            self.pos += j * self.bs
+            k -= j
+        return torch.cat(out)
+
+
+def _blank(spec: dict, device: str) -> dict:
+    return {"id": trial_id(spec), "status": "failed", "min_dev_error": None, "best_epoch": None,
+            "epochs": 0, "final_train_error": None, "final_train_loss": None, "test_error": None,
+            "params": None, "train_flops_per_example": None, "train_flops": None, "history": [],
+            "error": None, "device": device}
+
+
+def run_group(specs: list[dict], device: str = "cpu", *, engine: str = "auto", amp: bool | None = None,
+              compile: bool = False, fallback: bool = True) -> list[dict]:
+    """Train `specs` (all of one `group_key`) together; return their results in order, each with the keys
+    and meaning of `run_trial`'s result.
+
+    engine: "auto" (bmm where supported, else vmap, else run_trial per model), "bmm" or "vmap".
+    amp: bf16 autocast for the forward pass; default on for CUDA, off on CPU (fp32, as run_trial).
+    compile: wrap the forward pass in torch.compile (CUDA use; recompiles as the group shrinks).
+    fallback: on an unexpected error of the batched path (not a training problem), warn and train each
+    model alone with run_trial; False re-raises (tests).
+    """
+    if not specs:
+        return []
+    keys = {group_key(s) for s in specs}
+    if len(keys) > 1:
+        raise ValueError(f"run_group: the specs fall into {len(keys)} groups; split them with pack() first")
+    if len(specs) == 1 and engine == "auto":
+        return [run_trial(specs[0], device)]
+    t0 = time.perf_counter()
+    try:
+        results = _GroupTrainer(specs, device, engine, amp, compile).run()
+    except _Unsupported:
+        return [run_trial(s, device) for s in specs]
+    except Exception as e:
+        if not fallback:
+            raise
+        warnings.warn(f"run_group: batched training failed ({type(e).__name__}: {e}); "
+                      f"training the {len(specs)} models one at a time")
+        return [run_trial(s, device) for s in specs]
+    wall = (time.perf_counter() - t0) / len(specs)
+    for r in results:
+        r["wall_time"] = wall
+    return results
+
+
+class _Unsupported(Exception):
+    pass
+
+
+class _GroupTrainer:
+    def __init__(self, specs, device, engine, amp, compile):
+        self.specs, self.device, self.dev = specs, device, torch.device(device)
+        s0 = specs[0]
+        ms, self.kind = s0["model"], s0["train"]["optimizer"]
+        self.ds = ds = subset(s0["data"], 1)[0]
+        order = subset(s0["data"], ds.x_train.shape[0])[1]
+        self.order = torch.as_tensor(order, device=self.dev)  # nested subsets are prefixes of this order
+        self.x = torch.as_tensor(ds.x_train, device=self.dev)
+        self.y = torch.as_tensor(ds.y_train, device=self.dev)
+
+        built = []
+        for s in specs:  # init exactly as run_trial
+            torch.manual_seed(s["seed"])
+            built.append(models_mod.build(ms["family"], ms["size"], ds.input_shape, ds.n_classes,
+                                          batchnorm=ms.get("batchnorm", False)))
+        self.template = built[0].to(self.dev)
+        bn = any(isinstance(m, nn.BatchNorm1d) for m in self.template.modules())
+        if engine == "auto":
+            engine = "bmm" if _bmm_supported(ms["family"], self.template) else ("vmap" if not bn else None)
+        if engine is None or (engine == "vmap" and bn) or (
+                engine == "bmm" and not _bmm_supported(ms["family"], self.template)):
+            raise _Unsupported(engine)
+        self.engine, self.plan = engine, _plan(self.template)
+        self.info = {"params": self.template.n_params(),
+                     "train_flops_per_example": 3 * self.template.forward_flops()}
+        pnames = [n for n, _ in self.template.named_parameters()]
+        bnames = [n for n, b in self.template.named_buffers() if b.is_floating_point()]
+        sds = [m.state_dict() for m in built]
+        self.P = {n: torch.stack([sd[n] for sd in sds]).to(self.dev).requires_grad_() for n in pnames}
+        self.B = {n: torch.stack([sd[n] for sd in sds]).to(self.dev) for n in bnames}
+        self.best = {n: t.detach().clone() for n, t in {**self.P, **self.B}.items()}  # by model index
+
+        self.amp = (self.dev.type == "cuda") if amp is None else amp
+        self.fwd = forward_bmm if engine == "bmm" else forward_vmap
+        if compile:
+            self.fwd = torch.compile(self.fwd, dynamic=True)
+
+        G = len(specs)
+        tr = [s["train"] for s in specs]
+        hp = lambda key, default: torch.tensor([t.get(key, default) for t in tr], device=self.dev)  # noqa: E731
+        self.opt = StackedOptimizer(self.kind, list(self.P.values()), hp("lr", None), hp("weight_decay", 0.0),
+                                    hp("momentum", 0.9))
+        self.n = [s["data_size"] for s in specs]
+        self.bs = min(tr[0]["batch_size"], self.n[0])  # equal in a group (group_key)
+        self.spe = [steps_per_epoch(n, t) for n, t in zip(self.n, tr)]
+        self.orders = [_DataOrder(n, self.bs, s["seed"]) for n, s in zip(self.n, specs)]
+        self.active = list(range(G))  # model index of each slot
+        self.alive = torch.ones(G, dtype=torch.bool, device=self.dev)
+        self.first_bad = torch.full((G,), -1, dtype=torch.long, device=self.dev)
+        self.tot_loss = torch.zeros(G, dtype=torch.float64, device=self.dev)
+        self.tot_wrong = torch.zeros(G, dtype=torch.long, device=self.dev)
+        self.epoch_start = [0] * G  # global step at which each model's current epoch began
+        self.hist = [[] for _ in range(G)]
+        self.best_err, self.best_epoch, self.since = [math.inf] * G, [None] * G, [0] * G
+        self.results = [None] * G
+
+    # -- forward / evaluation ------------------------------------------------------------------------
+
+    def forward(self, P, B, x, training):
+        with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.amp):
+            if self.engine == "bmm":
+                return self.fwd(self.plan, P, B, x, training).float()
+            return self.fwd(self.template, P, B, x, training).float()
+
+    @torch.no_grad()
+    def evaluate(self, P, B, x, y):
+        """Stacked (P, B) of g models on shared (x, y), eval mode -> (mean CE (g,), error (g,)) lists."""
+        g = next(iter(P.values())).shape[0]
+        loss = torch.zeros(g, dtype=torch.float64, device=self.dev)
+        wrong = torch.zeros(g, dtype=torch.long, device=self.dev)
+        rows = max(256, EVAL_ROWS // g)
+        for i in range(0, len(x), rows):
+            xb, yb = x[i:i + rows], y[i:i + rows]
+            logits = self.forward(P, B, xb.unsqueeze(0).expand(g, *xb.shape), False)  # (g, r, C)
+            yy = yb.unsqueeze(0).expand(g, -1)
+            loss += F.cross_entropy(logits.transpose(1, 2), yy, reduction="none").sum(1)
+            wrong += (logits.argmax(-1) != yy).sum(1)
+        return (loss / len(x)).tolist(), (wrong.double() / len(x)).tolist()
+
+    def _sub(self, d, slots):
+        idx = torch.as_tensor(slots, device=self.dev)
+        return {k: v.detach()[idx] for k, v in d.items()}
+
+    # -- training --------------------------------------------------------------------------------------
+
+    def run(self):
+        step = 0
+        while self.active:
+            nxt = [self.epoch_start[m] + self.spe[m] for m in self.active]
+            t_next = min(nxt)
+            k = t_next - step
+            # (G, k, bs) pool indices: each model's own subset positions, mapped through the split order
+            sched = self.order[torch.stack([self.orders[m].take(k) for m in self.active]).to(self.dev)]
+            for j in range(k):
+                self.train_step(sched[:, j], step + j)
+            step = t_next
+            self.epoch_end([s for s, t in enumerate(nxt) if t == step], step)
+        return self.results
+
+    def train_step(self, idx, step):  # idx: (G, bs)
+        xb, yb = self.x[idx], self.y[idx]
+        logits = self.forward(self.P, self.B, xb, True)  # (G, bs, C)
+        ce = F.cross_entropy(logits.transpose(1, 2), yb, reduction="none")  # (G, bs)
+        losses = ce.mean(1)
+        losses.sum().backward()  # models are independent: each gets its own gradient
+        finite = torch.isfinite(losses)
+        self.first_bad = torch.where(self.alive & ~finite & (self.first_bad < 0), step, self.first_bad)
+        self.alive &= finite
+        self.opt.step(self.alive)
+        with torch.no_grad():
+            self.tot_loss += losses.detach().double() * self.bs
+            self.tot_wrong += (logits.argmax(-1) != yb).sum(1)
+
+    def epoch_end(self, ending, step):
+        """Slots in `ending` finished an epoch at global step `step`: evaluate, record, stop."""
+        alive = self.alive.tolist()
+        stop = {}  # slot -> status
+        for s in range(len(self.active)):
+            if not alive[s]:
+                stop[s] = "diverged"
+        ev = [s for s in ending if alive[s]]
+        if ev:
+            dev_loss, dev_err = self.evaluate(self._sub(self.P, ev), self._sub(self.B, ev),
+                                              torch.as_tensor(self.ds.x_dev, device=self.dev),
+                                              torch.as_tensor(self.ds.y_dev, device=self.dev))
+            tl, tw = self.tot_loss.tolist(), self.tot_wrong.tolist()
+            improved = []
+            for s, dl, de in zip(ev, dev_loss, dev_err):
+                m = self.active[s]
+                if not math.isfinite(dl):
+                    stop[s] = "diverged"
+                    continue
+                seen = (step - self.epoch_start[m]) * self.bs
+                h = self.hist[m]
+                h.append({"epoch": len(h) + 1, "train_loss": tl[s] / seen, "train_error": tw[s] / seen,
+                          "dev_loss": dl, "dev_error": de})
+                if de < self.best_err[m]:
+                    self.best_err[m], self.since[m], self.best_epoch[m] = de, 0, len(h)
+                    improved.append(s)
+                else:
+                    self.since[m] += 1
+                    if self.since[m] >= self.specs[m]["train"]["patience"]:
+                        stop[s] = "ok"
+                if len(h) >= self.specs[m]["train"]["max_epochs"] and s not in stop:
+                    stop[s] = "ok"
+                self.epoch_start[m] = step
+            if improved:
+                idx = torch.as_tensor([self.active[s] for s in improved], device=self.dev)
+                sl = torch.as_tensor(improved, device=self.dev)
+                for k, v in {**self.P, **self.B}.items():
+                    self.best[k][idx] = v.detach()[sl]
+            with torch.no_grad():
+                sl = torch.as_tensor(ev, device=self.dev)
+                self.tot_loss[sl], self.tot_wrong[sl] = 0, 0
+        if stop:
+            self.finish(stop)
+
+    def finish(self, stop: dict):
+        """Write the results of the stopping slots and drop them from the stacked state."""
+        slots = sorted(stop)
+        first_bad = self.first_bad.tolist()
+        with_hist = [s for s in slots if self.hist[self.active[s]]]
+        final = {}
+        for n in sorted({self.n[self.active[s]] for s in with_hist}):  # equal n: the same subset
+            same = [s for s in with_hist if self.n[self.active[s]] == n]
+            sub = self.order[:n]
+            fl, fe = self.evaluate(self._sub(self.P, same), self._sub(self.B, same), self.x[sub], self.y[sub])
+            final.update({s: (a, b) for s, a, b in zip(same, fl, fe)})
+        if with_hist:
+            idx = torch.as_tensor([self.active[s] for s in with_hist], device=self.dev)
+            best = {k: v[idx] for k, v in self.best.items()}
+            _, te = self.evaluate({k: best[k] for k in self.P}, {k: best[k] for k in self.B},
+                                  torch.as_tensor(self.ds.x_test, device=self.dev),
+                                  torch.as_tensor(self.ds.y_test, device=self.dev))
+            test = dict(zip(with_hist, te))
+        for s in slots:
+            m = self.active[s]
+            spec, h = self.specs[m], self.hist[m]
+            steps = first_bad[s] if first_bad[s] >= 0 else self.epoch_start[m]
+            if stop[s] == "diverged" and first_bad[s] < 0:  # non-finite dev loss: it made the epoch's steps
+                steps = self.epoch_start[m] + self.spe[m]
+            r = _blank(spec, self.device)
+            r.update({"status": stop[s], "history": h, "epochs": len(h), "steps": steps, **self.info,
+                      "train_flops": self.info["train_flops_per_example"] * steps * self.bs})
+            if h:
+                r["final_train_loss"], r["final_train_error"] = final[s]
+                r["min_dev_error"], r["best_epoch"] = self.best_err[m], self.best_epoch[m]
+                r["test_error"] = test[s]
+            if stop[s] == "diverged":
+                r["error"] = f"non-finite loss at epoch {len(h) + 1}"
+            self.results[m] = r
+        keep = [s for s in range(len(self.active)) if s not in stop]
+        if keep:
+            kt = torch.as_tensor(keep, device=self.dev)
+            self.P = {k: v.detach()[kt].requires_grad_() for k, v in self.P.items()}
+            self.B = {k: v[kt] for k, v in self.B.items()}
+            self.opt.select(kt, list(self.P.values()))
+            self.alive, self.first_bad = self.alive[kt], self.first_bad[kt]
+            self.tot_loss, self.tot_wrong = self.tot_loss[kt], self.tot_wrong[kt]
+        self.active = [self.active[s] for s in keep]
