@@ -8,14 +8,13 @@ on the same backtest; locate the regions of the curve.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from scalinglab.errors import UserError, bad_value
 from scalinglab.fit.bootstrap import bootstrap
-from scalinglab.fit.laws import CURVE_FORMS, LAWS, _m4_y0
+from scalinglab.fit.laws import LAWS, _m4_y0
 from scalinglab.fit.optim import lm_batch, polish
 from scalinglab.fit.result import CurveFit
 
@@ -180,7 +179,7 @@ def fit_curve(x, y, *, form="auto", weights=None, y0=None, groups_y=None, n_boot
     -------
     CurveFit
     """
-    from scalinglab.fit.select import backtest, choose
+    from scalinglab.fit.select import AUTO_FORMS, FALLBACK_FORMS, auto_forms, backtest, choose
 
     x, y, w, order = check_xy(x, y, weights)
     if not 0 < interval < 1:
@@ -194,7 +193,7 @@ def fit_curve(x, y, *, form="auto", weights=None, y0=None, groups_y=None, n_boot
         groups_y = [np.asarray(groups_y[i], float) for i in order]
     n_distinct = np.unique(x).size
     if form == "auto":
-        forms = [f for f in CURVE_FORMS if LAWS[f].n_free(y0) < n_distinct]
+        forms = [f for f in AUTO_FORMS if LAWS[f].n_free(y0) < n_distinct]
     elif form in LAWS:
         if LAWS[form].n_free(y0) >= n_distinct:
             raise bad_value("fit_curve", "x", f"{n_distinct} distinct values",
@@ -204,6 +203,9 @@ def fit_curve(x, y, *, form="auto", weights=None, y0=None, groups_y=None, n_boot
         raise bad_value("fit_curve", "form", form, "auto, " + ", ".join(LAWS))
 
     bt = backtest(x, y, w, forms, y0=y0, robust=robust, interval=interval)
+    if form == "auto" and not auto_forms(bt):  # too few points for m4 / bnsl: simpler forms
+        forms = [f for f in FALLBACK_FORMS if LAWS[f].n_free(y0) < n_distinct]
+        bt = backtest(x, y, w, forms, y0=y0, robust=robust, interval=interval)
     ranked = choose(bt, forms) if form == "auto" else forms
     core, errors = None, []
     for name in ranked:  # the best-scoring form that fits all the data
