@@ -99,8 +99,37 @@ class TrainConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
+FACTORS = ("optimizer", "batchnorm", "lr", "weight_decay", "batch_size")
+
+
 class SearchConfig(_Strict):
-    kind: Literal["grid"] = "grid"
+    """Which trials to run. `grid`: every listed size x every seed. `hestness`: the procedure of
+    Hestness et al. (2017): end points, a Monte Carlo grid per subset, seeds for the promising ones."""
+
+    kind: Literal["grid", "hestness"] = "grid"
+    candidates: int = Field(6, gt=0, le=1000)  # candidates per subset, trained with one seed first
+    promote: int = Field(2, gt=0)  # the best candidates per subset then get all seeds
+    overfit_threshold: float = Field(0.01, ge=0, lt=1)  # "can overfit": final train error at most this
+    lrs: tuple[float, ...] | None = None  # learning-rate grid; default train.lr x {1/3, 1, 3}
+    weight_decays: tuple[float, ...] = (0.0,)
+    size_spread: int = Field(1, ge=0)  # grid steps around the interpolated centre size
+    reference: dict | None = None  # the full set's reference model: size knobs and optionally lr
+    factor: Literal[FACTORS] | None = None  # a categorical factor compared level by level
+    levels: tuple | None = None
+    seed: int = 0  # seed of the Monte Carlo sampling
+
+    @model_validator(mode="after")
+    def _check(self):
+        if (self.factor is None) != (self.levels is None):
+            raise ValueError("give factor and levels together")
+        if self.levels is not None and len(self.levels) < 2:
+            raise ValueError("levels needs at least 2 values")
+        if self.lrs is not None and (not self.lrs or any(v <= 0 for v in self.lrs)):
+            raise ValueError("lrs must be positive learning rates")
+        return self
+
+    def lr_grid(self, lr: float) -> list[float]:
+        return sorted(self.lrs) if self.lrs else [lr / 3, lr, lr * 3]
 
 
 class Study(_Strict):

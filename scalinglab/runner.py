@@ -14,7 +14,7 @@ from pathlib import Path
 from scalinglab.analysis.summary import summarize, write_summary
 from scalinglab.backends import make_backend
 from scalinglab.config import Study
-from scalinglab.search import plan_grid
+from scalinglab.search import make_search
 from scalinglab.store import Store
 from scalinglab.train.trial import resolve_device, trial_id
 
@@ -32,10 +32,6 @@ def machine_info(device: str) -> dict:
     return info
 
 
-def plan(study: Study) -> list[tuple[dict, dict]]:
-    return plan_grid(study)
-
-
 def run_study(study: Study, out: Path, *, source: str = "", backend: str = "local", workers: int = 1,
               device: str | None = None, progress=None, form: str = "auto", log=None) -> dict:
     """Run (or resume) `study` into folder `out`; returns the summary dict.
@@ -45,26 +41,33 @@ def run_study(study: Study, out: Path, *, source: str = "", backend: str = "loca
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     device = resolve_device(device or study.train.device)
-    be = make_backend(backend, workers)
+    be = make_backend(backend, workers) if isinstance(backend, str) else backend
     out = Path(out)
     store = Store(out)
     t0 = time.time()
     store.begin_study(study.name, study.to_dict(), source, info=machine_info(device))
-    trials = plan(study)
-    done = store.done_ids()
-    todo = [(s, t) for s, t in trials if trial_id(s) not in done]
-    tags = {trial_id(s): t for s, t in todo}
-    if len(todo) < len(trials):
-        log(f"resuming: {len(trials) - len(todo)} of {len(trials)} trials already in the store")
-    if progress:
-        progress.start(len(trials), len(trials) - len(todo), todo)
+    search = make_search(study)
+    results = store.result_index()
+    already = len(results)
+    if already:
+        log(f"resuming: {already} trials already in the store, {search.estimate_total()} planned")
+    started = False
     try:
-        for spec, result in be.map([s for s, _ in todo], device):
-            store.add(study.name, spec, result, tags[result["id"]])  # committed before the next is scheduled
-            if progress:
-                progress.advance(spec, result)
+        # Each round asks the search what to run next given everything stored (resumable by design).
+        while todo := [(s, t) for s, t in search.next_trials(results) if trial_id(s) not in results]:
+            if progress and not started:
+                progress.start(max(search.estimate_total(), already + len(todo)), already, todo)
+                started = True
+            elif progress:
+                progress.extend(len(todo))
+            tags = {trial_id(s): t for s, t in todo}
+            for spec, result in be.map([s for s, _ in todo], device):
+                store.add(study.name, spec, result, tags[result["id"]])  # committed before the next is scheduled
+                results[result["id"]] = result
+                if progress:
+                    progress.advance(spec, result)
     finally:
-        if progress:
+        if progress and started:
             progress.stop()
     prev = next((s["info"] for s in store.studies() if s["name"] == study.name), {})
     wall = prev.get("wall_time_total", 0.0) + (time.time() - t0)

@@ -10,7 +10,7 @@ import time
 
 from scalinglab.store import Store, load_results
 from scalinglab.config import load_study
-from scalinglab.runner import plan
+from scalinglab.search import plan_grid
 from scalinglab.train import trial_id
 
 
@@ -42,13 +42,13 @@ def test_kill_9_mid_study_then_resume(tiny_study, tmp_path):
     with sqlite3.connect(db) as c:
         before = dict(c.execute("SELECT id, finished_at FROM trials").fetchall())
     study, _ = load_study(str(tiny_study))
-    planned = {trial_id(s) for s, _ in plan(study)}
+    planned = {trial_id(s) for s, _ in plan_grid(study)}
     assert 4 <= len(before) < len(planned)
 
     r = _run(tiny_study, out)
     _, err = r.communicate(timeout=300)
     assert r.returncode == 0, err
-    assert f"resuming: {len(before)} of {len(planned)}" in err
+    assert f"resuming: {len(before)} trials already in the store, {len(planned)} planned" in err
     with sqlite3.connect(db) as c:
         rows = c.execute("SELECT id, finished_at FROM trials").fetchall()
     ids = [i for i, _ in rows]

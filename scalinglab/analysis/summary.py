@@ -71,17 +71,59 @@ def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto"
     out["random_guess_error"] = ds.random_guess_error
     if "bayes_error" in ds.meta:
         out["bayes_error"] = ds.meta["bayes_error"]
-    best = best_points(df)
-    out["points"] = points_list(best)
+    seeds = config.get("seeds")
+    out.update(_curve_section(df, seeds, out["random_guess_error"], form))
+    factor = (config.get("search") or {}).get("factor")
+    if factor and len(df):
+        levels = df["config"].map(lambda c: level_of(c, factor))
+        out["factor"] = {"name": factor, "levels": {}}
+        for lv in config["search"]["levels"]:
+            key = lv if isinstance(lv, str) else json.dumps(lv)
+            out["factor"]["levels"][key] = _curve_section(df[levels == key], seeds, out["random_guess_error"], form)
+        out["factor"]["comparison"] = compare_levels(out["factor"]["levels"])
+    return _clean(out)
+
+
+def _curve_section(df, seeds, y0, form) -> dict:
+    """points, learning_curve and model_size_law of a set of trials."""
+    out = {"points": points_list(best_points(df, seeds))}
     if len(out["points"]) >= 4:
-        lc = fit_learning_curve(out["points"], y0=out["random_guess_error"], form=form)
         largest = out["points"][-1]["data_size"]
-        out["learning_curve"] = _law_dict(lc, largest)
+        out["learning_curve"] = _law_dict(fit_learning_curve(out["points"], y0=y0, form=form), largest)
         out["model_size_law"] = _law_dict(fit_size_law(out["points"]), largest)
     else:
-        out["learning_curve"] = None
+        out["learning_curve"] = out["model_size_law"] = None
         out["note"] = "fewer than 4 data sizes with finished trials: no law fitted"
-    return _clean(out)
+    return out
+
+
+def level_of(config_json: str, factor: str) -> str:
+    """The factor level of a trial, read from its spec (not its tags: a spec is the truth)."""
+    c = json.loads(config_json)
+    v = c["model"].get("batchnorm", False) if factor == "batchnorm" else c["train"].get(factor)
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def compare_levels(levels: dict) -> dict:
+    """Do the levels' curves differ in exponent, or only shift (as Hestness saw for optimizers)?
+
+    Exponents differ when their 90% intervals do not overlap; the shift is the median ratio of the
+    levels' errors at the data sizes they share.
+    """
+    fits = {k: v["learning_curve"] for k, v in levels.items() if v.get("learning_curve")}
+    if len(fits) < 2:
+        return {"verdict": "not enough points to compare"}
+    exps = {k: {"exponent": f["exponent"], "ci": f.get("exponent_ci")} for k, f in fits.items()}
+    cis = [tuple(e["ci"]) for e in exps.values() if e["ci"]]
+    overlap = bool(cis) and max(lo for lo, _ in cis) <= min(hi for _, hi in cis)
+    errs = {k: {p["data_size"]: p["error"] for p in levels[k]["points"]} for k in fits}
+    keys = list(fits)
+    common = sorted(set.intersection(*(set(e) for e in errs.values())))
+    ratio = float(np.median([errs[keys[1]][m] / errs[keys[0]][m] for m in common])) if common else None
+    verdict = ("same exponent within the 90% intervals: the curves shift" if overlap
+               else "different exponents: the 90% intervals do not overlap")
+    return {"verdict": verdict, "exponents": exps, "exponents_overlap": overlap,
+            f"error_ratio_{keys[1]}_over_{keys[0]}": ratio}
 
 
 def write_summary(folder: Path, summary: dict) -> Path:

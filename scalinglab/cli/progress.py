@@ -25,6 +25,12 @@ class StudyProgress:
         self.task = self.bar.add_task(self.title, total=total, completed=done, now=first)
         self.bar.start()
 
+    def extend(self, n_more: int):
+        """A search phase planned more trials than estimated: grow the total so the bar stays honest."""
+        t = self.bar.tasks[0]
+        if t.completed + n_more > t.total:
+            self.bar.update(self.task, total=t.completed + n_more)
+
     def advance(self, spec: dict, result: dict):
         now = f"m={spec['data_size']} {_size(spec)} seed={spec['seed']} -> {result['status']}"
         if result["status"] == "ok":

@@ -1,5 +1,17 @@
-"""Which trials a study runs. `plan(study)` -> list of (spec, tags), the order they should run in."""
+"""Which trials a study runs.
 
-from scalinglab.search.grid import base_spec, plan_grid
+A search has `next_trials(results) -> [(spec, tags)]`: what to run next given the finished trials
+(trial id -> result). It returns trials already done too when convenient; the runner skips those.
+An empty list means the search is finished. Both searches are pure functions of the study and the
+store, which is what makes a killed run resumable.
+"""
 
-__all__ = ["base_spec", "plan_grid"]
+from scalinglab.search.grid import GridSearch, base_spec, plan_grid
+from scalinglab.search.hestness import HestnessSearch
+
+
+def make_search(study):
+    return HestnessSearch(study) if study.search.kind == "hestness" else GridSearch(study)
+
+
+__all__ = ["GridSearch", "HestnessSearch", "base_spec", "make_search", "plan_grid"]

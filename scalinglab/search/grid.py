@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from scalinglab.config import Study
 
 
@@ -19,11 +21,44 @@ def base_spec(study: Study, data_size: int, size: dict, seed: int, **train_overr
     }
 
 
+def level_overrides(study: Study, level) -> tuple[dict, dict]:
+    """(train overrides, model overrides) that put a trial at one level of the study's factor."""
+    f = study.search.factor
+    if f is None:
+        return {}, {}
+    if f == "batchnorm":
+        return {}, {"batchnorm": bool(level)}
+    return {f: level}, {}
+
+
+def _lvl(level):
+    """Factor levels as strings (tags and summary keys are strings)."""
+    return None if level is None else level if isinstance(level, str) else json.dumps(level)
+
+
 def plan_grid(study: Study) -> list[tuple[dict, dict]]:
     """Smallest data first, so early results already give a (short) curve."""
     out = []
+    levels = list(study.search.levels) if study.search.factor else [None]
     for n in study.sizes():
-        for size in study.model.size_grid():
-            for seed in range(study.seeds):
-                out.append((base_spec(study, n, size, seed), {"stage": "grid"}))
+        for level in levels:
+            tr, mo = level_overrides(study, level)
+            for size in study.model.size_grid():
+                for seed in range(study.seeds):
+                    spec = base_spec(study, n, size, seed, **tr)
+                    spec["model"].update(mo)
+                    out.append((spec, {"stage": "grid", "level": _lvl(level)}))
     return out
+
+
+class GridSearch:
+    def __init__(self, study: Study):
+        self.trials = plan_grid(study)
+
+    def next_trials(self, results: dict) -> list[tuple[dict, dict]]:
+        from scalinglab.train.trial import trial_id
+
+        return [t for t in self.trials if trial_id(t[0]) not in results]
+
+    def estimate_total(self) -> int:
+        return len(self.trials)

@@ -141,6 +141,13 @@ class Store:
         cur = _retry(lambda: self.conn.execute(sql, [row[c] for c in _COLUMNS]))
         return cur.rowcount == 1
 
+    def result_index(self, study: str | None = None) -> dict[str, dict]:
+        """trial id -> the columns a search decides on, for every finished trial."""
+        q = "SELECT id, status, min_dev_error, final_train_error, params FROM trials" + \
+            (" WHERE study=?" if study else "")
+        return {r[0]: {"status": r[1], "min_dev_error": r[2], "final_train_error": r[3], "params": r[4]}
+                for r in self.conn.execute(q, (study,) if study else ())}
+
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
 
@@ -152,7 +159,15 @@ class Store:
         df = pd.read_sql_query(q, self.conn, params=(study,) if study else None)
         sizes = pd.DataFrame([json.loads(s) for s in df["model_size"]], index=df.index)
         tags = pd.DataFrame([json.loads(s) for s in df["tags"]], index=df.index)
-        df = pd.concat([df, sizes.add_prefix("size_"), tags.add_prefix("tag_")], axis=1)
+        specs = [json.loads(s) for s in df["spec"]]
+        # A candidate is everything in the spec but the seed and the data size.
+        hp = pd.DataFrame([{"lr": sp["train"].get("lr"), "weight_decay": sp["train"].get("weight_decay"),
+                            "optimizer": sp["train"].get("optimizer"),
+                            "batchnorm": sp["model"].get("batchnorm", False),
+                            "config": json.dumps({"model": sp["model"], "train": sp["train"]}, sort_keys=True)}
+                           for sp in specs], index=df.index, columns=["lr", "weight_decay", "optimizer",
+                                                                      "batchnorm", "config"])
+        df = pd.concat([df, hp, sizes.add_prefix("size_"), tags.add_prefix("tag_")], axis=1)
         if not with_json:
             df = df.drop(columns=["spec", "result", "tags"])
         return df
