@@ -1,4 +1,9 @@
-"""In-process and process-pool backends."""
+"""In-process and process-pool backends.
+
+By default both train in groups: `pack` splits the specs into groups of one family and shape (sized to
+fit memory) and `run_group` trains each group as one stacked model (scalinglab/train/batched.py); a
+group's results are yielded as soon as the group finishes. `batched=False` runs `run_trial` per spec.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +15,42 @@ from typing import Iterable, Iterator
 from scalinglab.errors import UserError
 
 
+MAX_GROUP = 32  # models per group: beyond this, per-step overhead is already amortised on CPU
+
+
 def _trial_fn():
     from scalinglab.train import run_trial
 
     return run_trial
 
 
+def _units(specs: list[dict], device: str, batched: bool, max_group: int) -> list[list[dict]]:
+    """The units of work: groups from `pack`, or single specs when batching is off."""
+    if not batched:
+        return [[s] for s in specs]
+    from scalinglab.train.batched import default_memory_budget, pack
+
+    return pack(specs, max_group=max_group, memory_budget=default_memory_budget(device))
+
+
+def _run_unit(specs: list[dict], device: str) -> list[dict]:
+    """One unit: `run_trial` for a single spec, `run_group` for a group (picklable by name)."""
+    if len(specs) == 1:
+        return [_trial_fn()(specs[0], device)]
+    from scalinglab.train.batched import run_group
+
+    return run_group(specs, device)
+
+
 class InProcessBackend:
     name = "local"
 
+    def __init__(self, batched: bool = True, max_group: int = MAX_GROUP):
+        self.batched, self.max_group = batched, max_group
+
     def map(self, specs: Iterable[dict], device: str = "cpu") -> Iterator[tuple[dict, dict]]:
-        run_trial = _trial_fn()
-        for spec in specs:
-            yield spec, run_trial(spec, device)
+        for unit in _units(list(specs), device, self.batched, self.max_group):
+            yield from zip(unit, _run_unit(unit, device))
 
 
 def _init_worker(threads: int):
@@ -31,44 +59,49 @@ def _init_worker(threads: int):
     torch.set_num_threads(threads)  # N workers x 1 thread beats N workers fighting over all cores
 
 
-def _pool_call(spec: dict, device: str) -> dict:
-    return _trial_fn()(spec, device)
-
-
 class ProcessPoolBackend:
     """Trials in N worker processes (spawned: forking a process that has started torch threads can hang)."""
 
     name = "pool"
 
-    def __init__(self, workers: int):
-        self.workers = workers
+    def __init__(self, workers: int, batched: bool = True, max_group: int = MAX_GROUP):
+        self.workers, self.batched, self.max_group = workers, batched, max_group
 
     def map(self, specs: Iterable[dict], device: str = "cpu") -> Iterator[tuple[dict, dict]]:
         specs = list(specs)
+        # With fewer groups than workers, smaller groups keep every worker busy.
+        units = _units(specs, device, self.batched,
+                       max(1, min(self.max_group, -(-len(specs) // self.workers))))
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
                                  initializer=_init_worker, initargs=(threads,)) as ex:
-            # Keep at most 2 trials per worker queued so an interrupt loses little and order stays near plan order.
-            it, pending = iter(specs), {}
-            for spec in it:
-                pending[ex.submit(_pool_call, spec, device)] = spec
+            # Keep at most 2 units per worker queued so an interrupt loses little and order stays near plan order.
+            it, pending = iter(units), {}
+            for unit in it:
+                pending[ex.submit(_run_unit, unit, device)] = unit
                 if len(pending) >= 2 * self.workers:
                     break
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for f in done:
-                    spec = pending.pop(f)
-                    yield spec, f.result()
+                    unit = pending.pop(f)
+                    yield from zip(unit, f.result())
                     nxt = next(it, None)
                     if nxt is not None:
-                        pending[ex.submit(_pool_call, nxt, device)] = nxt
+                        pending[ex.submit(_run_unit, nxt, device)] = nxt
 
 
-def make_backend(name: str = "local", workers: int = 1, **kw):
+def make_backend(name: str = "local", workers: int = 1, *, batched: bool | None = None,
+                 max_group: int = MAX_GROUP, **kw):
+    """batched: train same-shape trials in groups (run_group); False: one run_trial per spec.
+    None reads the environment: SCALINGLAB_BATCHED=0 turns batching off (for before/after timings)."""
+    if batched is None:
+        batched = os.environ.get("SCALINGLAB_BATCHED", "1") not in ("0", "false", "no")
     if name == "local":
-        return ProcessPoolBackend(workers) if workers > 1 else InProcessBackend()
+        return (ProcessPoolBackend(workers, batched, max_group) if workers > 1
+                else InProcessBackend(batched, max_group))
     if name == "pool":
-        return ProcessPoolBackend(max(1, workers))
+        return ProcessPoolBackend(max(1, workers), batched, max_group)
     if name == "ray":
         try:
             from scalinglab.backends.ray_backend import RayBackend
