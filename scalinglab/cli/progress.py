@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from scalinglab.models.registry import size_label
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
 
 
 def _size(spec: dict) -> str:
-    return ",".join(f"{k}={v}" for k, v in spec["model"]["size"].items())
+    return size_label(spec["model"]["size"])
 
 
 class StudyProgress:

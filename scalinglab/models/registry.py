@@ -51,3 +51,12 @@ def describe(name: str, size: dict, input_shape, n_outputs: int, **options) -> d
     m = build(name, size, input_shape, n_outputs, **options)
     fwd = m.forward_flops()
     return {"params": m.n_params(), "forward_flops": fwd, "train_flops_per_example": 3 * fwd}
+
+
+def size_label(size) -> str:
+    """'width=128,depth=2' from a size dict (or its JSON)."""
+    if isinstance(size, str):
+        import json
+
+        size = json.loads(size)
+    return ",".join(f"{k}={v}" for k, v in size.items())

@@ -1,0 +1,46 @@
+"""`scalinglab status DIR`: per subset, trials done/planned and the best candidate so far."""
+
+HELP = "show a study's progress: per data size, trials done/planned and the best so far"
+
+
+def register(p):
+    p.add_argument("folder", help="study output folder (holds results.sqlite)")
+
+
+def run(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from scalinglab.analysis.points import candidate_scores
+    from scalinglab.config import Study
+    from scalinglab.models.registry import size_label
+    from scalinglab.search import make_search
+    from scalinglab.store import Store
+    from scalinglab.train.trial import trial_id
+
+    console = Console()
+    with Store.open_existing(args.folder) as store:
+        for st in store.studies():
+            df = store.frame(st["name"])
+            results = store.result_index(st["name"])
+            study = Study.model_validate(st["config"])  # validated when the study was run
+            # Planned = what the search would run now (later phases can add more once these finish).
+            pending = [s for s, _ in make_search(study).next_trials(results) if trial_id(s) not in results]
+            cand = candidate_scores(df)
+            table = Table(title=f"{st['name']}: {len(df)} trials done, {len(pending)} pending in the "
+                                f"current phase (search: {study.search.kind})")
+            for col in ("data size", "done", "pending", "ok", "diverged/failed", "best so far (median)",
+                        "best model", "seeds"):
+                table.add_column(col, justify="right" if col != "best model" else "left")
+            for m in study.sizes():
+                d = df[df["data_size"] == m]
+                c = cand[cand["data_size"] == m].sort_values(["n_seeds", "error"], ascending=[False, True])
+                best = c.iloc[0] if len(c) else None
+                table.add_row(str(m), str(len(d)), str(sum(s["data_size"] == m for s in pending)),
+                              str(int((d["status"] == "ok").sum())), str(int((d["status"] != "ok").sum())),
+                              f"{best.error:.4f}" if best is not None else "-",
+                              f"{size_label(best.model_size)} lr={best.lr:g}" if best is not None else "-",
+                              str(int(best.n_seeds)) if best is not None else "-")
+            console.print(table)
+    return 0
+
