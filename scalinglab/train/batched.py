@@ -56,6 +56,8 @@ EVAL_ROWS = 1 << 16  # rows (models x examples) per evaluation chunk
 def group_key(spec: dict) -> str:
     """Specs with equal keys can be trained in one group (see the module docstring)."""
     tr = spec["train"]
+    if spec.get("aux"):  # weighting study (weighted loss, extra data): not batched, one group per spec
+        return "aux:" + trial_id(spec)
     return json.dumps({"data": spec["data"], "model": spec["model"], "optimizer": tr["optimizer"],
                        "batch": min(tr["batch_size"], spec["data_size"])}, sort_keys=True)
 
@@ -91,8 +93,8 @@ def pack(specs: list[dict], max_group: int = 32, memory_budget: int | None = Non
         if memory_budget is not None:
             cap = max(1, min(cap, memory_budget // max(1, model_bytes(members[0]))))
         k = math.ceil(len(members) / cap)
-        size = math.ceil(len(members) / k)
-        out += [members[i:i + size] for i in range(0, len(members), size)]
+        cuts = [round(i * len(members) / k) for i in range(k + 1)]  # k near-equal groups
+        out += [members[a:b] for a, b in zip(cuts, cuts[1:])]
     return out
 
 
