@@ -1,0 +1,194 @@
+"""`plan`: what it takes to reach a target error, read off a study's fitted laws.
+
+1. Data: invert the best-fit learning curve, error(m) = E, on a dense log grid. The interval inverts the
+   prediction band: the optimistic end is where the band's lower edge reaches E, the pessimistic end
+   where its upper edge does (None when it never does within 1e9 x the largest data size).
+2. Model: the model-size law s(m) = sigma * m**beta_p at that data size (with its interval).
+3. Compute = per-example training FLOPs x data x epochs, where
+   - per-example FLOPs scale with parameters: the best-fit model at the largest data size has
+     `train_flops_per_example` F_ref for P_ref parameters, so F(P) = F_ref * P / P_ref (exact for MLPs,
+     whose FLOPs are 6 per parameter per example; about right for CNNs of one shape);
+   - epochs = examples processed / data size of that model's trials at the largest data size (passes
+     until early stopping); larger data sets usually need fewer, so this tends to overestimate;
+   - hours at the throughput measured in this study: sum of train FLOPs / sum of wall time over all
+     finished trials (on the study's device).
+4. Floor: a target at or below the fitted floor cannot be reached with this model family, at any data
+   size; inside the floor's interval it may not be.
+5. Joint law L(N, D) = E + A/N**alpha + B/D**beta fitted on (params, data size, min dev error) of every
+   finished trial; with a FLOP budget, its compute-optimal (N, D). `compute_optimal` assumes C = 6 N D,
+   so the budget is first converted: C_6ND = C * 6 / (FLOPs per parameter per example x epochs).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.errors import UserError, bad_value
+
+HORIZON = 1e9  # search for the data size up to this multiple of the largest data size
+
+
+def invert_curve(curve, target: float, m_max: float, interval: float = 0.9) -> dict:
+    """Data size where the curve (and the edges of its prediction band) first reach `target`."""
+    xs = np.geomspace(1.0, m_max * HORIZON, 6000)
+    pred = curve.predict(xs, interval=interval)
+
+    def first(y):
+        idx = np.nonzero(np.asarray(y) <= target)[0]
+        return float(xs[idx[0]]) if idx.size else None
+
+    return {"data_size": first(pred.y), "data_size_lo": first(pred.lo), "data_size_hi": first(pred.hi),
+            "interval": interval}
+
+
+def _ref_trials(df: pd.DataFrame, point: dict) -> pd.DataFrame:
+    ok = df[(df["status"] == "ok") & (df["data_size"] == point["data_size"])]
+    same = ok[(ok["params"] == point["params"]) & (ok["lr"] == point["lr"])]
+    return same if len(same) else ok
+
+
+def compute_model(df: pd.DataFrame, point: dict) -> dict:
+    """FLOPs per parameter per example, epochs and throughput measured in the study."""
+    ref = _ref_trials(df, point)
+    fpe = float(ref["train_flops_per_example"].median())
+    seen = ref["train_flops"] / ref["train_flops_per_example"]  # examples processed
+    epochs = float((seen / ref["data_size"]).median())
+    ok = df[(df["status"] == "ok") & (df["wall_time"] > 0)]
+    thr = float(ok["train_flops"].sum() / ok["wall_time"].sum()) if len(ok) else None
+    return {"ref_params": int(point["params"]), "ref_flops_per_example": fpe,
+            "flops_per_param_per_example": fpe / point["params"], "epochs": epochs,
+            "throughput_flops_per_s": thr, "ref_data_size": int(point["data_size"])}
+
+
+def plan(df: pd.DataFrame, config: dict, target: float, *, max_flops: float | None = None,
+         form: str = "auto", device: str | None = None, where: str = "scalinglab plan") -> dict:
+    """The plan as a plain dict (see the module docstring)."""
+    from scalinglab.analysis.points import best_points, points_list
+    from scalinglab.analysis.summary import fit_learning_curve, fit_size_law
+    from scalinglab.data import load
+
+    if not (isinstance(target, (int, float)) and 0 < target < 1):
+        raise bad_value(where, "--target-error", target, "an error rate in (0, 1), e.g. 0.05")
+    if max_flops is not None and not (math.isfinite(max_flops) and max_flops > 0):
+        raise bad_value(where, "--max-flops", max_flops, "a FLOP budget > 0, e.g. 1e15")
+    points = points_list(best_points(df, config.get("seeds")))
+    if len(points) < 4:
+        raise UserError(f"{where}: {len(points)} data sizes with finished trials; allowed: at least 4 to fit "
+                        f"a learning curve (let the study finish)")
+    y0 = load(config["data"]["name"], config["data"].get("options", {})).random_guess_error
+    curve = fit_learning_curve(points, y0=y0, form=form)
+    law = fit_size_law(points)
+    M = points[-1]["data_size"]
+    r = curve.regions
+    floor, floor_ci = r["floor"], r["floor_ci"]
+    out = {"target_error": target, "largest_data_size": M, "best_error_measured": points[-1]["error"],
+           "learning_curve": {"form": curve.form, "params": curve.params}, "floor": floor, "floor_ci": floor_ci}
+    cm = compute_model(df, points[-1])
+    out["compute_model"] = cm
+    if floor is not None and target <= floor:
+        out["reachable"] = False
+        out["verdict"] = (f"cannot be reached with this model family: the target {target:.4g} is at or below "
+                          f"the estimated floor {floor:.4g}" + (f" [{floor_ci[0]:.4g}, {floor_ci[1]:.4g}]" if floor_ci else ""))
+    else:
+        inv = invert_curve(curve, target, M)
+        out.update(inv)
+        if inv["data_size"] is None:
+            out["reachable"] = False
+            out["verdict"] = f"not reached within {HORIZON:.0e} x the largest data size by the fitted curve"
+        else:
+            out["reachable"] = True
+            m = inv["data_size"]
+            out["verdict"] = "reachable" + (" (already at the data sizes measured)" if m <= M else "")
+            if floor_ci is not None and target <= floor_ci[1]:
+                out["verdict"] += (f"; but the target lies inside the floor's interval [{floor_ci[0]:.4g}, "
+                                   f"{floor_ci[1]:.4g}]: it may not be reachable with this family")
+            ms = [v for v in (inv["data_size_lo"], m, inv["data_size_hi"]) if v is not None]
+            ps = law.predict(ms, interval=0.9)
+            k = ms.index(m)
+            out["params"] = float(ps.y[k])
+            out["params_ci"] = [float(ps.lo[k]), float(ps.hi[k])]
+            out["flops"] = _flops(cm, out["params"], m)
+            out["flops_range"] = [_flops(cm, float(ps.y[0]), ms[0]),
+                                  _flops(cm, float(ps.y[-1]), ms[-1]) if inv["data_size_hi"] else None]
+            if cm["throughput_flops_per_s"]:
+                out["hours"] = out["flops"] / cm["throughput_flops_per_s"] / 3600
+    out["joint"] = _joint(df, cm, max_flops, target)
+    out["device"] = device
+    return out
+
+
+def _flops(cm: dict, params: float, data: float) -> float:
+    return cm["flops_per_param_per_example"] * params * data * cm["epochs"]
+
+
+def _joint(df: pd.DataFrame, cm: dict, max_flops: float | None, target: float) -> dict | None:
+    """The joint law on every finished trial; the compute-optimal allocation of `max_flops`."""
+    from scalinglab.fit import fit_joint
+
+    ok = df[(df["status"] == "ok") & (df["min_dev_error"] > 0)]
+    try:
+        jf = fit_joint(ok["params"].to_numpy(float), ok["data_size"].to_numpy(float),
+                       ok["min_dev_error"].to_numpy(float), n_boot=100)
+    except UserError as e:
+        return {"error": str(e)}
+    out = {"fit": jf.to_dict()}
+    if max_flops is not None:
+        # compute_optimal assumes C = 6 N D; ours is k N D epochs (k FLOPs per parameter per example)
+        c6 = max_flops * 6 / (cm["flops_per_param_per_example"] * cm["epochs"])
+        o = jf.compute_optimal(c6)
+        n, d = float(o["N_opt"]), float(o["D_opt"])
+        pr = jf.predict(n, d, interval=0.9)
+        out["budget"] = {"max_flops": max_flops, "c_6nd": c6, "params": n, "data_size": d,
+                         "params_ci": [float(o["N_opt_ci"][0]), float(o["N_opt_ci"][1])],
+                         "data_size_ci": [float(o["D_opt_ci"][0]), float(o["D_opt_ci"][1])],
+                         "error": float(pr["y"]), "error_ci": [float(pr["lo"]), float(pr["hi"])],
+                         "meets_target": bool(float(pr["y"]) <= target)}
+        if cm["throughput_flops_per_s"]:
+            out["budget"]["hours"] = max_flops / cm["throughput_flops_per_s"] / 3600
+    return out
+
+
+def _n(v):
+    return "n/a" if v is None else f"{v:,.0f}" if v < 1e7 else f"{v:.3g}"
+
+
+def format_plan(p: dict) -> list[str]:
+    cm = p["compute_model"]
+    fl = "none" if p["floor"] is None else f"{p['floor']:.4g}" + (
+        f" [{p['floor_ci'][0]:.4g}, {p['floor_ci'][1]:.4g}]" if p["floor_ci"] else "")
+    lines = [f"target dev error {p['target_error']:.4g}: {p['verdict']}",
+             f"  learning curve: {p['learning_curve']['form']}, floor {fl}; best measured {p['best_error_measured']:.4g} "
+             f"at m={p['largest_data_size']}"]
+    if p.get("data_size") is not None:
+        hi = _n(p["data_size_hi"]) if p["data_size_hi"] else f"beyond {HORIZON:.0e} x the largest (unbounded)"
+        lines.append(f"  data needed:   {_n(p['data_size'])} examples   90% interval [{_n(p['data_size_lo'])}, {hi}]")
+        lines.append(f"  model size:    {_n(p['params'])} parameters (model-size law)   90% interval "
+                     f"[{_n(p['params_ci'][0])}, {_n(p['params_ci'][1])}]")
+        rng = p["flops_range"]
+        lines.append(f"  training compute: {p['flops']:.3g} FLOPs  (range {rng[0]:.3g} .. "
+                     f"{'unbounded' if rng[1] is None else format(rng[1], '.3g')})")
+        lines.append(f"    = {cm['flops_per_param_per_example']:.3g} FLOPs/param/example x {_n(p['params'])} params "
+                     f"x {_n(p['data_size'])} examples x {cm['epochs']:.1f} epochs (epochs and FLOPs/param of the "
+                     f"best model at m={cm['ref_data_size']}, {cm['ref_params']:,} params)")
+        if p.get("hours") is not None:
+            lines.append(f"  time: {p['hours']:.3g} hours at the {cm['throughput_flops_per_s']:.3g} FLOP/s measured "
+                         f"in this study" + (f" ({p['device']})" if p.get("device") else ""))
+    j = p.get("joint")
+    if j and "fit" in j:
+        jp = j["fit"]["params"]
+        lines.append(f"  joint law: L = {jp['E']:.3g} + {jp['A']:.3g}/N^{jp['alpha']:.3g} + {jp['B']:.3g}/D^{jp['beta']:.3g}"
+                     + ("" if j["fit"]["converged"] else "  [NOT CONVERGED]"))
+        b = j.get("budget")
+        if b:
+            lines.append(f"  compute-optimal for {b['max_flops']:.3g} FLOPs: {_n(b['params'])} params "
+                         f"[{_n(b['params_ci'][0])}, {_n(b['params_ci'][1])}] on {_n(b['data_size'])} examples "
+                         f"[{_n(b['data_size_ci'][0])}, {_n(b['data_size_ci'][1])}], expected error {b['error']:.4g} "
+                         f"[{b['error_ci'][0]:.4g}, {b['error_ci'][1]:.4g}]: "
+                         + ("meets" if b["meets_target"] else "misses") + " the target"
+                         + (f"; {b['hours']:.3g} hours at the measured throughput" if b.get("hours") else ""))
+    elif j:
+        lines.append(f"  joint law: not fitted ({j['error']})")
+    return lines
