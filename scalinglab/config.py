@@ -106,7 +106,7 @@ class SearchConfig(_Strict):
     """Which trials to run. `grid`: every listed size x every seed. `hestness`: the procedure of
     Hestness et al. (2017): end points, a Monte Carlo grid per subset, seeds for the promising ones."""
 
-    kind: Literal["grid", "hestness"] = "grid"
+    kind: Literal["grid", "hestness", "weighting"] = "grid"  # weighting: needs [aux] (AuxConfig)
     candidates: int = Field(6, gt=0, le=1000)  # candidates per subset, trained with one seed first
     promote: int = Field(2, gt=0)  # the best candidates per subset then get all seeds
     overfit_threshold: float = Field(0.01, ge=0, lt=1)  # "can overfit": final train error at most this
@@ -132,6 +132,34 @@ class SearchConfig(_Strict):
         return sorted(self.lrs) if self.lrs else [lr / 3, lr, lr * 3]
 
 
+class AuxConfig(_Strict):
+    """Auxiliary training data of another distribution, for a `kind = "weighting"` study (Ng, Machine
+    Learning Yearning): each auxiliary example weighs `w` in the loss, target examples weigh 1; dev and
+    test stay on the target distribution. The study runs every w x model size x seed at each data size.
+    The auxiliary set is the first `size` examples (or `ratio` x the target subset size) of the
+    stratified order of `name`'s train pool (with `options`)."""
+
+    name: str
+    options: dict = Field(default_factory=dict)
+    size: int | None = Field(None, gt=0)  # number of auxiliary examples
+    ratio: float | None = Field(None, gt=0)  # or: auxiliary examples per target example
+    weights: tuple[float, ...] = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
+    split_seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self):
+        if (self.size is None) == (self.ratio is None):
+            raise ValueError("give exactly one of size (examples) or ratio (x the target size)")
+        if not self.weights or any(not 0 <= w <= 1e3 for w in self.weights):
+            raise ValueError("weights must be a non-empty list of numbers in [0, 1000]")
+        if list(self.weights) != sorted(set(self.weights)):
+            raise ValueError("weights must be strictly increasing")
+        return self
+
+    def n_aux(self, data_size: int) -> int:
+        return int(self.size) if self.size is not None else max(1, round(self.ratio * data_size))
+
+
 class Study(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
@@ -141,10 +169,14 @@ class Study(_Strict):
     model: ModelConfig
     train: TrainConfig = TrainConfig()
     search: SearchConfig = SearchConfig()
+    aux: AuxConfig | None = None  # auxiliary data of a weighting study
 
     @model_validator(mode="after")
     def _grid(self):
         self.model.size_grid()  # raises when the family's knob is missing
+        # a weighting study and its [aux] table go together (analysis/weighting.py)
+        if (self.search.kind == "weighting") != (self.aux is not None):
+            raise ValueError("search.kind = \"weighting\" needs an [aux] table, and [aux] needs it")
         return self
 
     def sizes(self) -> list[int]:
@@ -207,6 +239,12 @@ def _check_against_registries(study: Study, where: str) -> None:
     if sizes[-1] > n_pool:
         raise UserError(f"{where}: data.sizes: given a largest size of {sizes[-1]}; allowed: at most the "
                         f"train pool of {study.data.name!r}, {n_pool} examples")
+    if study.aux is not None:  # weighting study: the auxiliary set must exist and fit its pool
+        aux_pool = pool_size(study.aux.name, study.aux.options, where)
+        need = study.aux.n_aux(sizes[-1])
+        if aux_pool == 0 or need > aux_pool:
+            raise UserError(f"{where}: aux: given {need} auxiliary examples of {study.aux.name!r}; "
+                            f"allowed: 1 to its train pool of {aux_pool} examples")
 
 
 def load_study(arg: str | None) -> tuple[Study, str]:

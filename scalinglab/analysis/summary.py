@@ -64,6 +64,11 @@ def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto"
     from scalinglab.data import load
 
     df = store.frame(study_name)
+    aux = config.get("aux")
+    if aux:  # weighting study: a candidate is a model config at one auxiliary weight w
+        from scalinglab.analysis.weighting import weighted_frame, weighting_section
+
+        df = weighted_frame(store, study_name)
     counts = df["status"].value_counts().to_dict() if len(df) else {}
     out = {"study": study_name, "metric": "dev error rate (median over seeds of each trial's minimum)",
            "trials": {"total": int(len(df)), **{k: int(v) for k, v in counts.items()}}, **(extra or {})}
@@ -81,6 +86,8 @@ def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto"
             key = lv if isinstance(lv, str) else json.dumps(lv)
             out["factor"]["levels"][key] = _curve_section(df[levels == key], seeds, out["random_guess_error"], form)
         out["factor"]["comparison"] = compare_levels(out["factor"]["levels"])
+    if aux and len(df):  # best w per model size (chosen on dev), test error, error-vs-w curves
+        out["weighting"] = weighting_section(df, aux.get("weights"))
     return _clean(out)
 
 

@@ -11,6 +11,10 @@ from scalinglab.search.hestness import HestnessSearch
 
 
 def make_search(study):
+    if study.search.kind == "weighting":  # auxiliary-data weighting study (search/weighting.py)
+        from scalinglab.search.weighting import WeightingSearch
+
+        return WeightingSearch(study)
     return HestnessSearch(study) if study.search.kind == "hestness" else GridSearch(study)
 
 

@@ -86,6 +86,8 @@ def run_trial(spec: dict, device: str = "cpu") -> dict:
 
     spec: {"data": {"name", "options", "split_seed"}, "data_size": int,
            "model": {"family", "size": {...}, "batchnorm"}, "train": {...}, "seed": int}
+    optional "aux": {"data": {"name", "options", "split_seed"}, "size": int, "weight": float}:
+           auxiliary training examples of another distribution, weighted in the loss (see _train).
     """
     t0 = time.perf_counter()
     out = {"id": trial_id(spec), "status": "failed", "min_dev_error": None, "best_epoch": None,
@@ -107,6 +109,21 @@ def _train(spec: dict, device: str) -> dict:
     dev = torch.device(device)
     x = torch.as_tensor(ds.x_train[idx], device=dev)
     y = torch.as_tensor(ds.y_train[idx], device=dev)
+    wt = None  # per-example loss weights; None = all 1 (the plain study)
+    aux = spec.get("aux")
+    if aux and aux["weight"] > 0:
+        # Weighting study: train on target subset + auxiliary examples; target weighs 1, auxiliary w.
+        # A batch's loss is sum(w_i * l_i) / sum(w_i): the weighted mean, so the step size does not
+        # shrink with w. At w = 0 the auxiliary examples are left out altogether (the same objective,
+        # and the baseline "target only" run). Dev and test stay on the target distribution.
+        ads, aidx = subset(aux["data"], aux["size"])
+        if ads.input_shape != ds.input_shape or ads.n_classes != ds.n_classes:
+            raise ValueError(f"auxiliary data {ads.input_shape}/{ads.n_classes} classes does not match "
+                             f"the target's {ds.input_shape}/{ds.n_classes} classes")
+        x = torch.cat([x, torch.as_tensor(ads.x_train[aidx], device=dev)])
+        y = torch.cat([y, torch.as_tensor(ads.y_train[aidx], device=dev)])
+        wt = torch.cat([torch.ones(len(idx), device=dev),
+                        torch.full((len(aidx),), float(aux["weight"]), device=dev)])
     x_dev, y_dev = torch.as_tensor(ds.x_dev, device=dev), torch.as_tensor(ds.y_dev, device=dev)
 
     torch.manual_seed(spec["seed"])
@@ -116,7 +133,7 @@ def _train(spec: dict, device: str) -> dict:
     opt = make_optimizer(model.parameters(), tr)
     gen = torch.Generator(device="cpu").manual_seed(spec["seed"])  # data order, per trial
 
-    n = len(idx)
+    n = len(x)  # the target subset, plus auxiliary examples in a weighting study
     bs = min(tr["batch_size"], n)
     spe = steps_per_epoch(n, tr)
     perm, pos = torch.randperm(n, generator=gen), 0
@@ -129,7 +146,11 @@ def _train(spec: dict, device: str) -> dict:
             b = perm[pos:pos + bs].to(dev)
             pos += bs
             logits = model(x[b])
-            loss = F.cross_entropy(logits, y[b])
+            if wt is None:
+                loss = F.cross_entropy(logits, y[b])
+            else:  # weighted mean over the batch (see above); clamp: a batch of tiny weights
+                wb = wt[b]
+                loss = (F.cross_entropy(logits, y[b], reduction="none") * wb).sum() / wb.sum().clamp_min(1e-12)
             if not torch.isfinite(loss):
                 status = "diverged"
                 break
@@ -159,7 +180,8 @@ def _train(spec: dict, device: str) -> dict:
     res = {"status": status, "history": history, "epochs": len(history), "steps": steps, **info,
            "train_flops": info["train_flops_per_example"] * steps * bs}
     if history:
-        res["final_train_loss"], res["final_train_error"] = evaluate(model, x, y)
+        # on the target subset only (the first len(idx) rows), also in a weighting study
+        res["final_train_loss"], res["final_train_error"] = evaluate(model, x[:len(idx)], y[:len(idx)])
         res["min_dev_error"], res["best_epoch"] = best, best_epoch
         model.load_state_dict(best_state)  # test error of the model that scored min dev error
         x_te, y_te = torch.as_tensor(ds.x_test, device=dev), torch.as_tensor(ds.y_test, device=dev)
