@@ -12,9 +12,9 @@ Each model keeps `run_trial`'s semantics and result keys:
   replayed exactly, as index tensors (G, steps, batch) built once per epoch event;
 - its own "epoch" (max(one pass, min_steps_per_epoch steps)), patience, max_epochs, lr, weight decay,
   momentum. A model that stops is removed from the stacked state, so it stops costing compute;
-- divergence: a non-finite loss masks that model's updates on the device (no host sync per step) and
-  marks it "diverged" at its next epoch end, with the steps it had made. No op mixes models, so the
-  others never see its NaNs.
+- divergence: a non-finite loss leaves that model out of every later update (frozen where run_trial
+  stops) and marks it "diverged" at its next epoch end, with the steps it had made. No op mixes models,
+  so the others never see its NaNs.
 Results equal `run_trial`'s up to floating-point reassociation (tests/test_batched.py checks the loss
 trajectories step by step). `wall_time` of each result = the group's wall time / G: the group is one
 computation and there is no honest per-model split.
@@ -122,6 +122,28 @@ def _to_gbf(x, G):  # (b, G*C, L) -> (G, b, C*L): the per-model flatten(1) order
     return x.reshape(b, G, -1).transpose(0, 1)
 
 
+class _BatchedLinear(torch.autograd.Function):
+    """y = x W^T + b per model; the weight gradient g^T x lands in W's own (G, out, in) layout.
+    (Autograd's baddbmm backward makes x^T g and copies it transposed: a third more time per step.)"""
+
+    @staticmethod
+    def forward(ctx, x, w, b):  # (G, n, in), (G, out, in), (G, out) -> (G, n, out)
+        ctx.save_for_backward(x, w)
+        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        gx = torch.bmm(g, w) if ctx.needs_input_grad[0] else None
+        return gx, torch.bmm(g.transpose(1, 2), x), g.sum(1)
+
+
+def _linear(x, w, b):
+    if torch.is_autocast_enabled() or not torch.is_grad_enabled():  # autograd's own op handles the casts
+        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+    return _BatchedLinear.apply(x, w, b)
+
+
 def forward_bmm(plan, P, B, x, training: bool):
     """x: (G, b, *input_shape) -> logits (G, b, n_out). Layouts: (G, b, F) for linear layers,
     (b, G*C, L) for conv layers (a grouped convolution with G groups; batch norm over G*C channels)."""
@@ -134,8 +156,7 @@ def forward_bmm(plan, P, B, x, training: bool):
         elif isinstance(m, nn.Linear):
             if conv:
                 x, conv = _to_gbf(x, G), False
-            x = torch.baddbmm(P[f"{name}.bias"].unsqueeze(1), x.reshape(G, b, -1),
-                              P[f"{name}.weight"].transpose(1, 2))
+            x = _linear(x.reshape(G, b, -1), P[f"{name}.weight"], P[f"{name}.bias"])
         elif isinstance(m, nn.Conv1d):
             if not conv:  # (G, b, L) or (G, b, C, L) -> (b, G*C, L)
                 x = x.reshape(G, b, -1, x.shape[-1]).transpose(0, 1).reshape(b, -1, x.shape[-1])
@@ -169,42 +190,76 @@ def forward_vmap(template, P, B, x, training: bool):
 
 
 class StackedOptimizer:
-    """Adam / AdamW / SGD(momentum) on stacked params; the update of torch.optim's single-tensor path,
-    with per-model lr, weight decay and momentum ((G,) tensors). Models with alive=False are frozen."""
+    """Adam / AdamW / SGD(momentum) on stacked params, with per-model lr, weight decay and momentum.
 
-    def __init__(self, kind: str, params: list, lr, weight_decay, momentum, betas=(0.9, 0.999), eps=1e-8):
-        self.kind, self.params, self.betas, self.eps, self.t = kind, params, betas, eps, 0
-        self.lr, self.wd, self.mom = lr, weight_decay, momentum
+    Models with equal hyper-parameters form a bucket; each bucket is one call of torch's fused
+    multi-tensor kernel (one pass over memory, the same update as torch.optim) on the stacked tensors,
+    or on per-model slices (views) when hyper-parameters differ. The elementwise Adam/SGD of
+    torch.optim's single-tensor path is the fallback where the fused kernels are missing. Slots in
+    `dead` (diverged models) are left out, so they stay frozen exactly as run_trial leaves them."""
+
+    FUSED = hasattr(torch, "_fused_adam_") and hasattr(torch, "_fused_sgd_")
+
+    def __init__(self, kind: str, params: list, hparams: list[tuple], betas=(0.9, 0.999), eps=1e-8):
+        self.kind, self.params, self.hp, self.betas, self.eps, self.t = kind, params, hparams, betas, eps, 0
         n_state = 1 if kind == "sgd" else 2
-        self.state = [[torch.zeros_like(p) for _ in range(n_state)] for p in params]
+        self.state = [[torch.zeros_like(p) for p in params] for _ in range(n_state)]
+        self.step_t = torch.zeros((), dtype=torch.float32, device=params[0].device)
 
     @torch.no_grad()
-    def step(self, alive):
+    def step(self, dead=frozenset()):
         self.t += 1
-        b1, b2 = self.betas
-        for p, st in zip(self.params, self.state):
-            g, shp = p.grad, (-1,) + (1,) * (p.dim() - 1)
-            lr, wd, keep = self.lr.view(shp), self.wd.view(shp), alive.view(shp)
-            if self.kind == "sgd":
-                buf = st[0].mul_(self.mom.view(shp)).add_(g + wd * p)
-                upd = lr * buf
+        self.step_t.fill_(self.t)
+        buckets: dict[tuple, list[int]] = {}
+        for s, hp in enumerate(self.hp):
+            if s not in dead:
+                buckets.setdefault(hp, []).append(s)
+        for (lr, wd, mom), slots in buckets.items():
+            if len(slots) == len(self.hp):
+                take = lambda ts: list(ts)  # noqa: E731  (whole stacked tensors)
             else:
-                if self.kind == "adamw":
-                    p.mul_(torch.where(keep, 1 - lr * wd, 1.0))
-                else:
-                    g = g + wd * p
-                m, v = st
-                m.lerp_(g, 1 - b1)
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                denom = (v.sqrt() / math.sqrt(1 - b2 ** self.t)).add_(self.eps)
-                upd = (lr / (1 - b1 ** self.t)) * m / denom
-            p.sub_(torch.where(keep, upd, 0.0))
+                take = lambda ts: [t[s] for t in ts for s in slots]  # noqa: E731  (per-model views)
+            ps, gs = take(self.params), take([p.grad for p in self.params])
+            st = [take(x) for x in self.state]
+            if self.kind == "sgd":
+                self._sgd(ps, gs, st[0], lr, wd, mom)
+            else:
+                self._adam(ps, gs, st[0], st[1], lr, wd)
+        for p in self.params:
             p.grad = None
 
-    def select(self, keep, params):
-        self.params = params
-        self.state = [[s[keep] for s in st] for st in self.state]
-        self.lr, self.wd, self.mom = self.lr[keep], self.wd[keep], self.mom[keep]
+    def _adam(self, ps, gs, ms, vs, lr, wd):
+        b1, b2 = self.betas
+        if self.FUSED:
+            fn = torch._fused_adamw_ if self.kind == "adamw" else torch._fused_adam_
+            fn(ps, gs, ms, vs, [], [self.step_t] * len(ps), lr=lr, beta1=b1, beta2=b2, weight_decay=wd,
+               eps=self.eps, amsgrad=False, maximize=False)
+            return
+        for p, g, m, v in zip(ps, gs, ms, vs):  # torch.optim.adam._single_tensor_adam
+            if self.kind == "adamw":
+                p.mul_(1 - lr * wd)
+            elif wd:
+                g = g.add(p, alpha=wd)
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (v.sqrt() / math.sqrt(1 - b2 ** self.t)).add_(self.eps)
+            p.addcdiv_(m, denom, value=-lr / (1 - b1 ** self.t))
+
+    def _sgd(self, ps, gs, bufs, lr, wd, mom):
+        if self.FUSED:
+            torch._fused_sgd_(ps, gs, bufs if mom else [], weight_decay=wd, momentum=mom, lr=lr, dampening=0.0,
+                              nesterov=False, maximize=False, is_first_step=self.t == 1)
+            return
+        for p, g, buf in zip(ps, gs, bufs):  # torch.optim.sgd._single_tensor_sgd, zero-initialised buffer
+            d = g.add(p, alpha=wd) if wd else g
+            if mom:
+                d = buf.mul_(mom).add_(d)
+            p.add_(d, alpha=-lr)
+
+    def select(self, keep: list[int], params: list):
+        self.params, self.hp = params, [self.hp[s] for s in keep]
+        kt = torch.as_tensor(keep, device=params[0].device)
+        self.state = [[t[kt] for t in st] for st in self.state]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -318,16 +373,14 @@ class _GroupTrainer:
 
         G = len(specs)
         tr = [s["train"] for s in specs]
-        hp = lambda key, default: torch.tensor([t.get(key, default) for t in tr], device=self.dev)  # noqa: E731
-        self.opt = StackedOptimizer(self.kind, list(self.P.values()), hp("lr", None), hp("weight_decay", 0.0),
-                                    hp("momentum", 0.9))
+        self.opt = StackedOptimizer(self.kind, list(self.P.values()),
+                                    [(t["lr"], t.get("weight_decay", 0.0), t.get("momentum", 0.9)) for t in tr])
         self.n = [s["data_size"] for s in specs]
         self.bs = min(tr[0]["batch_size"], self.n[0])  # equal in a group (group_key)
         self.spe = [steps_per_epoch(n, t) for n, t in zip(self.n, tr)]
         self.orders = [_DataOrder(n, self.bs, s["seed"]) for n, s in zip(self.n, specs)]
         self.active = list(range(G))  # model index of each slot
-        self.alive = torch.ones(G, dtype=torch.bool, device=self.dev)
-        self.first_bad = torch.full((G,), -1, dtype=torch.long, device=self.dev)
+        self.first_bad = {}  # slot -> global step of its first non-finite loss (its update count)
         self.tot_loss = torch.zeros(G, dtype=torch.float64, device=self.dev)
         self.tot_wrong = torch.zeros(G, dtype=torch.long, device=self.dev)
         self.epoch_start = [0] * G  # global step at which each model's current epoch began
@@ -385,21 +438,18 @@ class _GroupTrainer:
         losses = ce.mean(1)
         losses.sum().backward()  # models are independent: each gets its own gradient
         finite = torch.isfinite(losses)
-        self.first_bad = torch.where(self.alive & ~finite & (self.first_bad < 0), step, self.first_bad)
-        self.alive &= finite
-        self.opt.step(self.alive)
+        if not bool(finite.all()):  # a host sync: free on CPU, a few us per step on CUDA
+            for s in (~finite).nonzero().flatten().tolist():
+                self.first_bad.setdefault(s, step)
+        self.opt.step(self.first_bad.keys())  # a diverged model is frozen where run_trial stops it
         with torch.no_grad():
             self.tot_loss += losses.detach().double() * self.bs
             self.tot_wrong += (logits.argmax(-1) != yb).sum(1)
 
     def epoch_end(self, ending, step):
         """Slots in `ending` finished an epoch at global step `step`: evaluate, record, stop."""
-        alive = self.alive.tolist()
-        stop = {}  # slot -> status
-        for s in range(len(self.active)):
-            if not alive[s]:
-                stop[s] = "diverged"
-        ev = [s for s in ending if alive[s]]
+        stop = {s: "diverged" for s in self.first_bad}  # slot -> status
+        ev = [s for s in ending if s not in stop]
         if ev:
             dev_loss, dev_err = self.evaluate(self._sub(self.P, ev), self._sub(self.B, ev),
                                               torch.as_tensor(self.ds.x_dev, device=self.dev),
@@ -439,7 +489,6 @@ class _GroupTrainer:
     def finish(self, stop: dict):
         """Write the results of the stopping slots and drop them from the stacked state."""
         slots = sorted(stop)
-        first_bad = self.first_bad.tolist()
         with_hist = [s for s in slots if self.hist[self.active[s]]]
         final = {}
         for n in sorted({self.n[self.active[s]] for s in with_hist}):  # equal n: the same subset
@@ -457,8 +506,8 @@ class _GroupTrainer:
         for s in slots:
             m = self.active[s]
             spec, h = self.specs[m], self.hist[m]
-            steps = first_bad[s] if first_bad[s] >= 0 else self.epoch_start[m]
-            if stop[s] == "diverged" and first_bad[s] < 0:  # non-finite dev loss: it made the epoch's steps
+            steps = self.first_bad.get(s, self.epoch_start[m])
+            if stop[s] == "diverged" and s not in self.first_bad:  # non-finite dev loss: it made the epoch's steps
                 steps = self.epoch_start[m] + self.spe[m]
             r = _blank(spec, self.device)
             r.update({"status": stop[s], "history": h, "epochs": len(h), "steps": steps, **self.info,
@@ -475,7 +524,7 @@ class _GroupTrainer:
             kt = torch.as_tensor(keep, device=self.dev)
             self.P = {k: v.detach()[kt].requires_grad_() for k, v in self.P.items()}
             self.B = {k: v[kt] for k, v in self.B.items()}
-            self.opt.select(kt, list(self.P.values()))
-            self.alive, self.first_bad = self.alive[kt], self.first_bad[kt]
+            self.opt.select(keep, list(self.P.values()))
             self.tot_loss, self.tot_wrong = self.tot_loss[kt], self.tot_wrong[kt]
+        self.first_bad = {}  # every diverged slot has just stopped
         self.active = [self.active[s] for s in keep]
