@@ -18,7 +18,7 @@ def run(args) -> int:
     from scalinglab.store import Store
     from scalinglab.train.trial import trial_id
 
-    console = Console()
+    console = Console(width=max(Console().width, 100))
     with Store.open_existing(args.folder) as store:
         for st in store.studies():
             df = store.frame(st["name"])
@@ -28,18 +28,19 @@ def run(args) -> int:
             pending = [s for s, _ in make_search(study).next_trials(results) if trial_id(s) not in results]
             cand = candidate_scores(df)
             table = Table(title=f"{st['name']}: {len(df)} trials done, {len(pending)} pending in the "
-                                f"current phase (search: {study.search.kind})")
-            for col in ("data size", "done", "pending", "ok", "diverged/failed", "best so far (median)",
-                        "best model", "seeds"):
-                table.add_column(col, justify="right" if col != "best model" else "left")
+                                f"current phase (search: {study.search.kind}); best = lowest median over "
+                                f"seeds of min dev error, most seeds first")
+            for col in ("data size", "done", "pending", "not ok", "best error", "best model", "lr", "seeds"):
+                table.add_column(col, justify="left" if col == "best model" else "right", no_wrap=True)
             for m in study.sizes():
                 d = df[df["data_size"] == m]
                 c = cand[cand["data_size"] == m].sort_values(["n_seeds", "error"], ascending=[False, True])
                 best = c.iloc[0] if len(c) else None
                 table.add_row(str(m), str(len(d)), str(sum(s["data_size"] == m for s in pending)),
-                              str(int((d["status"] == "ok").sum())), str(int((d["status"] != "ok").sum())),
+                              str(int((d["status"] != "ok").sum())),
                               f"{best.error:.4f}" if best is not None else "-",
-                              f"{size_label(best.model_size)} lr={best.lr:g}" if best is not None else "-",
+                              size_label(best.model_size) if best is not None else "-",
+                              f"{best.lr:g}" if best is not None else "-",
                               str(int(best.n_seeds)) if best is not None else "-")
             console.print(table)
     return 0

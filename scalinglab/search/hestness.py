@@ -71,9 +71,15 @@ class HestnessSearch:
 
     # --- phase 1: the smallest model that can overfit the smallest subset ------------------------
     def overfit_trials(self, level) -> list[tuple[dict, dict]]:
+        """One probe per size on the smallest subset, trained for the whole epoch budget: early
+        stopping on dev error would stop it before it had a chance to fit the training set."""
         n = self.data_sizes[0]
-        return [(self.spec(n, i, self.study.train.lr, self.cfg.weight_decays[0], 0, level),
-                 {"stage": "overfit", "level": _lvl(level)}) for i in range(len(self.sizes))]
+        out = []
+        for i in range(len(self.sizes)):
+            spec = self.spec(n, i, self.study.train.lr, self.cfg.weight_decays[0], 0, level)
+            spec["train"]["patience"] = spec["train"]["max_epochs"]
+            out.append((spec, {"stage": "overfit", "level": _lvl(level)}))
+        return out
 
     def small_end(self, results: dict[str, dict], level) -> int | None:
         """Index of the smallest size that overfits the smallest subset (None: probes not all done)."""
