@@ -14,8 +14,8 @@
      finished trials (on the study's device).
 4. Floor: a target at or below the fitted floor cannot be reached with this model family, at any data
    size; inside the floor's interval it may not be.
-5. Joint law L(N, D) = E + A/N**alpha + B/D**beta fitted on (params, data size, min dev error) of every
-   finished trial; with a FLOP budget, its compute-optimal (N, D). `compute_optimal` assumes C = 6 N D,
+5. With a FLOP budget: the joint law L(N, D) = E + A/N**alpha + B/D**beta fitted on (params, data size,
+   min dev error) of every finished trial, and its compute-optimal (N, D). `compute_optimal` assumes C = 6 N D,
    so the budget is first converted: C_6ND = C * 6 / (FLOPs per parameter per example x epochs).
 """
 
@@ -29,6 +29,7 @@ import pandas as pd
 from scalinglab.errors import UserError, bad_value
 
 HORIZON = 1e9  # search for the data size up to this multiple of the largest data size
+JOINT_BOOT = 30  # bootstrap refits of the joint law (each refit takes ~1 s on a busy CPU)
 
 
 def invert_curve(curve, target: float, m_max: float, interval: float = 0.9) -> dict:
@@ -115,7 +116,8 @@ def plan(df: pd.DataFrame, config: dict, target: float, *, max_flops: float | No
                                   _flops(cm, float(ps.y[-1]), ms[-1]) if inv["data_size_hi"] else None]
             if cm["throughput_flops_per_s"]:
                 out["hours"] = out["flops"] / cm["throughput_flops_per_s"] / 3600
-    out["joint"] = _joint(df, cm, max_flops, target)
+    # the joint fit takes tens of seconds (grid of starts + bootstrap): only when a budget is asked for
+    out["joint"] = _joint(df, cm, max_flops, target) if max_flops is not None else None
     out["device"] = device
     return out
 
@@ -131,7 +133,7 @@ def _joint(df: pd.DataFrame, cm: dict, max_flops: float | None, target: float) -
     ok = df[(df["status"] == "ok") & (df["min_dev_error"] > 0)]
     try:
         jf = fit_joint(ok["params"].to_numpy(float), ok["data_size"].to_numpy(float),
-                       ok["min_dev_error"].to_numpy(float), n_boot=100)
+                       ok["min_dev_error"].to_numpy(float), n_boot=JOINT_BOOT)
     except UserError as e:
         return {"error": str(e)}
     out = {"fit": jf.to_dict()}
