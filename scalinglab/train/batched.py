@@ -46,6 +46,7 @@ from scalinglab.train.trial import run_trial, steps_per_epoch, subset, trial_id
 
 BMM_LAYERS = (nn.Flatten, nn.Linear, nn.Conv1d, nn.BatchNorm1d, nn.ReLU)
 BMM_FAMILIES = ("mlp", "cnn1d")  # families whose leaf modules run in registration order
+UNBATCHED_FAMILIES = ("transformer",)  # always run_trial (see group_key)
 EVAL_ROWS = 1 << 16  # rows (models x examples) per evaluation chunk
 
 
@@ -58,6 +59,10 @@ def group_key(spec: dict) -> str:
     tr = spec["train"]
     if spec.get("aux"):  # weighting study (weighted loss, extra data): not batched, one group per spec
         return "aux:" + trial_id(spec)
+    # byo: a user's factory model (its layers unknown) and the charlm transformer (int inputs, bits
+    # metric) are not batched: one group per spec, which run_group hands to run_trial
+    if spec["model"].get("factory") or spec["model"]["family"] in UNBATCHED_FAMILIES:
+        return "single:" + trial_id(spec)
     return json.dumps({"data": spec["data"], "model": spec["model"], "optimizer": tr["optimizer"],
                        "batch": min(tr["batch_size"], spec["data_size"])}, sort_keys=True)
 
@@ -90,7 +95,7 @@ def pack(specs: list[dict], max_group: int = 32, memory_budget: int | None = Non
     out = []
     for members in by_key.values():
         cap = max_group
-        if memory_budget is not None:
+        if memory_budget is not None and len(members) > 1:  # a group of one needs no cap (byo: nor a probe)
             cap = max(1, min(cap, memory_budget // max(1, model_bytes(members[0]))))
         k = math.ceil(len(members) / cap)
         cuts = [round(i * len(members) / k) for i in range(k + 1)]  # k near-equal groups
@@ -139,7 +144,7 @@ class _BatchedLinear(torch.autograd.Function):
 
 
 def _linear(x, w, b):
-    if torch.is_autocast_enabled() or not torch.is_grad_enabled():  # autograd's own op handles the casts
+    if torch.is_autocast_enabled(x.device.type) or not torch.is_grad_enabled():  # autograd's own op handles the casts
         return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
     return _BatchedLinear.apply(x, w, b)
 
