@@ -261,7 +261,7 @@ def format_diagnosis(d: dict) -> list[str]:
     lines += [f"  - {e}" for e in d["evidence"]]
     lines.append(f"advice: {d['advice']}")
     sizes = sorted({p["data_size"] for c in d["curves"] for p in c["points"]})
-    lines.append("dev error (median over seeds, best lr per size) by data size:")
+    lines.append("dev error (median over seeds; per size its best config: lr, weight decay, aux weight) by data size:")
     lines.append("  " + f"{'model':<18}{'params':>8} " + "".join(f"{m:>8}" for m in sizes) + f"{'slope':>8}{'train':>8}")
     for c in d["curves"]:
         row = {p["data_size"]: p for p in c["points"]}

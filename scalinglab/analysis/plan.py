@@ -89,6 +89,10 @@ def plan(df: pd.DataFrame, config: dict, target: float, *, max_flops: float | No
            "learning_curve": {"form": curve.form, "params": curve.params}, "floor": floor, "floor_ci": floor_ci}
     cm = compute_model(df, points[-1])
     out["compute_model"] = cm
+    largest_tried = int(df.loc[df["status"] == "ok", "params"].max())
+    if points[-1]["params"] >= largest_tried:  # the size law cannot see past the grid
+        out["note"] = (f"the best-fit size at the largest data size is the largest size tried ({largest_tried:,} "
+                       f"params): the model-size law is bounded by the size grid; extend it to trust the model size")
     if floor is not None and target <= floor:
         out["reachable"] = False
         out["verdict"] = (f"cannot be reached with this model family: the target {target:.4g} is at or below "
@@ -178,6 +182,8 @@ def format_plan(p: dict) -> list[str]:
         if p.get("hours") is not None:
             lines.append(f"  time: {p['hours']:.3g} hours at the {cm['throughput_flops_per_s']:.3g} FLOP/s measured "
                          f"in this study" + (f" ({p['device']})" if p.get("device") else ""))
+    if p.get("note"):
+        lines.append(f"  note: {p['note']}")
     j = p.get("joint")
     if j and "fit" in j:
         jp = j["fit"]["params"]
