@@ -4,6 +4,7 @@ Python API (the CLI is a thin layer over it):
     scalinglab.load_results(dir)           # every trial of a study folder as a DataFrame
     scalinglab.fit_curve(x, y, form="auto")  # a learning-curve fit with intervals
     scalinglab.fit_joint(N, D, L)          # L(N, D) = E + A/N^alpha + B/D^beta
+    scalinglab.Study(data=(x, y), model=make_net, sizes=[...], model_sizes=[...]).run()  # your own data/model
 """
 
 __version__ = "0.1.0"
@@ -18,11 +19,15 @@ def __getattr__(name):
         from scalinglab import fit
 
         return getattr(fit, name)
-    if name in ("load_study", "Study"):
+    if name == "load_study":
         from scalinglab import config
 
-        return getattr(config, name)
+        return config.load_study
+    if name == "Study":  # the scikit-learn-style API (scalinglab/api.py); the config class is config.Study
+        from scalinglab.api import Study
+
+        return Study
     raise AttributeError(f"module 'scalinglab' has no attribute {name!r}")
 
 
-__all__ = ["UserError", "load_results", "fit_curve", "fit_joint", "fit_model_size", "load_study", "__version__"]
+__all__ = ["UserError", "load_results", "fit_curve", "fit_joint", "fit_model_size", "load_study", "Study", "__version__"]

@@ -69,6 +69,21 @@ class ModelConfig(_Strict):
     channels: tuple[int, ...] | None = None  # cnn1d
     depths: tuple[int, ...] = (2,)
     batchnorm: bool = False
+    # Your own model (models/factory.py, scalinglab/byo.py): `factory = "module:function"` sets
+    # family = "factory"; `sizes` lists the size dicts explicitly (any family; required for a factory);
+    # `sys_path` is the folder the factory module was found in (filled in by the study loader).
+    factory: str | None = None
+    sizes: tuple[dict, ...] | None = None
+    sys_path: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _factory(self):  # byo: a factory and family "factory" go together
+        if (self.factory is not None) != (self.family == "factory"):
+            raise ValueError("family \"factory\" needs factory = \"module:function\", and factory needs "
+                             "family \"factory\" (or no family)")
+        if self.sizes is not None and (not self.sizes or any(not s for s in self.sizes)):
+            raise ValueError("sizes must be a non-empty list of non-empty size tables, e.g. [{ width = 32 }]")
+        return self
 
     @field_validator("widths", "channels", "depths")
     @classmethod
@@ -79,6 +94,10 @@ class ModelConfig(_Strict):
 
     def size_grid(self) -> list[dict]:
         """Every size in the grid, as the family's knob dict, smallest first."""
+        if self.sizes is not None:  # byo: explicit size dicts, as listed
+            return [dict(s) for s in self.sizes]
+        if self.factory is not None:
+            raise ValueError("model.sizes is required with a factory, e.g. sizes = [{ width = 32 }, { width = 128 }]")
         knob, values = ("channels", self.channels) if self.family == "cnn1d" else ("width", self.widths)
         if values is None:
             raise ValueError(f"model.{knob} is required for family {self.family!r}")
@@ -216,11 +235,15 @@ def _one_line(where: str, err: ValidationError, raw: dict) -> UserError:
     return UserError(f"{where}: {field}: given {given!r}; allowed: {msg}")
 
 
-def parse_study(text: str, where: str) -> Study:
+def parse_study(text: str, where: str, base_dir=None) -> Study:
+    """base_dir: the folder relative data paths and factory modules are found in (default: cwd)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{where}: not valid TOML: {e}") from None
+    from scalinglab import byo
+
+    raw = byo.resolve(raw, base_dir, where)  # byo: data kind alias, absolute data path, factory folder
     try:
         study = Study.model_validate(raw)
     except ValidationError as e:
@@ -233,7 +256,15 @@ def _check_against_registries(study: Study, where: str) -> None:
     from scalinglab.data.registry import pool_size
     from scalinglab.models.registry import family
 
-    family(study.model.family, where)
+    if study.model.factory is not None:  # byo: the user's factory must import (one-line error if not)
+        from scalinglab.models.factory import check
+
+        try:
+            check(study.model.factory, study.model.sys_path)
+        except UserError as e:
+            raise UserError(f"{where}: {e}") from None
+    else:
+        family(study.model.family, where)
     n_pool = pool_size(study.data.name, study.data.options, where)
     sizes = study.sizes()
     if sizes[-1] > n_pool:
@@ -257,4 +288,4 @@ def load_study(arg: str | None) -> tuple[Study, str]:
         raise UserError(f"{arg}: no such study file or preset; presets: {', '.join(preset_names())}")
     if path.is_dir():
         raise UserError(f"{arg}: is a folder; give a study .toml file or a preset name")
-    return parse_study(path.read_text(), str(path)), str(path)
+    return parse_study(path.read_text(), str(path), base_dir=path.parent), str(path)

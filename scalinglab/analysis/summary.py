@@ -74,6 +74,11 @@ def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto"
            "trials": {"total": int(len(df)), **{k: int(v) for k, v in counts.items()}}, **(extra or {})}
     ds = load(config["data"]["name"], config["data"].get("options", {}))  # cached on disk
     out["random_guess_error"] = ds.random_guess_error
+    if ds.metric == "bits":  # byo/charlm: a loss metric; sizes count examples of chars_per_example characters
+        out["metric"] = "dev cross-entropy in bits per character (median over seeds of each trial's minimum)"
+    for k in ("data_unit", "chars_per_example", "vocab_size"):
+        if k in ds.meta:
+            out[k] = ds.meta[k]
     if "bayes_error" in ds.meta:
         out["bayes_error"] = ds.meta["bayes_error"]
     seeds = config.get("seeds")

@@ -39,7 +39,14 @@ class Dataset:
 
     @property
     def random_guess_error(self) -> float:
-        return 1.0 - 1.0 / self.n_classes
+        """Error of guessing: 1 - 1/K for an error rate; a data set on another metric sets it in meta
+        (charlm: log2 of the vocabulary size, the bits per character of a uniform guess)."""
+        return float(self.meta.get("random_guess_error", 1.0 - 1.0 / self.n_classes))
+
+    @property
+    def metric(self) -> str:
+        """"error" (error rate, the default) or "bits" (cross-entropy in bits per predicted symbol)."""
+        return self.meta.get("metric", "error")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,18 +56,22 @@ class DatasetEntry:
     pool_size: Callable[..., int]
     defaults: dict
     doc: str
+    # options -> a short string that changes when the data behind the options change (user files:
+    # size + mtime); part of the cache key, so an edited file is never served from a stale cache.
+    fingerprint: Callable[..., str] | None = None
 
 
 DATASETS: dict[str, DatasetEntry] = {}
 
 
-def register(name: str, *, defaults: dict, pool_size: Callable[..., int], doc: str = ""):
+def register(name: str, *, defaults: dict, pool_size: Callable[..., int], doc: str = "",
+             fingerprint: Callable[..., str] | None = None):
     """Decorator: register `make(**options)` under `name`. Registering a name twice is an error."""
 
     def deco(make):
         if name in DATASETS:
             raise ValueError(f"data set {name!r} is registered twice")
-        DATASETS[name] = DatasetEntry(name, make, pool_size, dict(defaults), doc)
+        DATASETS[name] = DatasetEntry(name, make, pool_size, dict(defaults), doc, fingerprint)
         return make
 
     return deco
@@ -98,7 +109,9 @@ def cache_dir() -> Path:
 
 
 def _key(name: str, options: dict) -> str:
-    blob = json.dumps({"name": name, "options": options}, sort_keys=True)
+    fp = DATASETS[name].fingerprint
+    blob = json.dumps({"name": name, "options": options, **({"fingerprint": fp(**options)} if fp else {})},
+                      sort_keys=True)
     return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 

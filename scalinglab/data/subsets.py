@@ -20,6 +20,8 @@ def stratified_order(y: np.ndarray, seed: int = 0) -> np.ndarray:
     """
     rng = np.random.default_rng(seed)
     y = np.asarray(y)
+    if y.ndim != 1:  # sequence targets (charlm: one label per position): no classes to stratify
+        return rng.permutation(len(y))
     keys = np.empty(len(y), dtype=np.float64)
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)

@@ -46,6 +46,23 @@ def build(name: str, size: dict, input_shape, n_outputs: int, **options):
     return family(name).build(size=size, input_shape=tuple(input_shape), n_outputs=n_outputs, **options)
 
 
+def build_spec(ms: dict, input_shape, n_outputs: int):
+    """Build the model of a trial spec's "model" entry: a registered family, or the user's factory
+    ({"factory": "module:function", "sys_path": [...]}, models/factory.py) with measured size and FLOPs."""
+    if ms.get("factory"):
+        from scalinglab.models import factory
+
+        return factory.build(ms["factory"], ms["size"], input_shape, n_outputs, ms.get("sys_path", ()))
+    return build(ms["family"], ms["size"], input_shape, n_outputs, batchnorm=ms.get("batchnorm", False))
+
+
+def describe_spec(ms: dict, input_shape, n_outputs: int) -> dict:
+    """`describe` for a trial spec's "model" entry (families and factories alike)."""
+    m = build_spec(ms, input_shape, n_outputs)
+    fwd = m.forward_flops()
+    return {"params": m.n_params(), "forward_flops": fwd, "train_flops_per_example": 3 * fwd}
+
+
 def describe(name: str, size: dict, input_shape, n_outputs: int, **options) -> dict:
     """Parameter count and FLOPs of a model, without training it."""
     m = build(name, size, input_shape, n_outputs, **options)

@@ -11,7 +11,7 @@ def base_spec(study: Study, data_size: int, size: dict, seed: int, **train_overr
     """The trial spec for one (data size, model size, seed); the device is not part of it."""
     train = study.train.model_dump(exclude={"device"})
     train.update(train_overrides)
-    return {
+    spec = {
         "data": {"name": study.data.name, "options": dict(study.data.options),
                  "split_seed": study.data.split_seed},
         "data_size": int(data_size),
@@ -19,6 +19,9 @@ def base_spec(study: Study, data_size: int, size: dict, seed: int, **train_overr
         "train": train,
         "seed": int(seed),
     }
+    if study.model.factory is not None:  # byo: the user's factory, and the folder spawned workers import it from
+        spec["model"].update(factory=study.model.factory, sys_path=list(study.model.sys_path))
+    return spec
 
 
 def level_overrides(study: Study, level) -> tuple[dict, dict]:

@@ -65,8 +65,11 @@ def make_optimizer(params, tr: dict):
 
 
 @torch.no_grad()
-def evaluate(model, x, y, batch: int = 8192) -> tuple[float, float]:
-    """(mean cross-entropy, error rate) of `model` on (x, y), in eval mode."""
+def evaluate(model, x, y, batch: int = 8192, bits: bool = False) -> tuple[float, float]:
+    """(mean cross-entropy, error rate) of `model` on (x, y), in eval mode.
+
+    Sequence targets y (n, T) with logits (n, V, T) (charlm): means over all n*T positions. bits=True
+    (a data set with meta metric "bits"): the second value is the cross-entropy in bits, loss / ln 2."""
     model.eval()
     loss, wrong = 0.0, 0
     for i in range(0, len(x), batch):
@@ -74,7 +77,8 @@ def evaluate(model, x, y, batch: int = 8192) -> tuple[float, float]:
         loss += F.cross_entropy(logits.float(), y[i:i + batch], reduction="sum").item()
         wrong += (logits.argmax(1) != y[i:i + batch]).sum().item()
     model.train()
-    return loss / len(x), wrong / len(x)
+    n = y.numel()  # = len(x) for class labels
+    return loss / n, (loss / n / math.log(2) if bits else wrong / n)
 
 
 def steps_per_epoch(n: int, tr: dict) -> int:
@@ -125,10 +129,10 @@ def _train(spec: dict, device: str) -> dict:
         wt = torch.cat([torch.ones(len(idx), device=dev),
                         torch.full((len(aidx),), float(aux["weight"]), device=dev)])
     x_dev, y_dev = torch.as_tensor(ds.x_dev, device=dev), torch.as_tensor(ds.y_dev, device=dev)
+    bits = ds.metric == "bits"  # charlm: every "error" below is cross-entropy in bits per symbol
 
     torch.manual_seed(spec["seed"])
-    model = models_mod.build(ms["family"], ms["size"], ds.input_shape, ds.n_classes,
-                             batchnorm=ms.get("batchnorm", False)).to(dev)
+    model = models_mod.build_spec(ms, ds.input_shape, ds.n_classes).to(dev)  # a family or a byo factory
     info = {"params": model.n_params(), "train_flops_per_example": 3 * model.forward_flops()}
     opt = make_optimizer(model.parameters(), tr)
     gen = torch.Generator(device="cpu").manual_seed(spec["seed"])  # data order, per trial
@@ -163,11 +167,12 @@ def _train(spec: dict, device: str) -> dict:
             seen += bs
         if status == "diverged":
             break
-        dev_loss, dev_err = evaluate(model, x_dev, y_dev)
+        dev_loss, dev_err = evaluate(model, x_dev, y_dev, bits=bits)
         if not math.isfinite(dev_loss):
             status = "diverged"
             break
-        history.append({"epoch": epoch, "train_loss": tot_loss / seen, "train_error": tot_wrong / seen,
+        history.append({"epoch": epoch, "train_loss": tot_loss / seen,
+                        "train_error": tot_loss / seen / math.log(2) if bits else tot_wrong / seen,
                         "dev_loss": dev_loss, "dev_error": dev_err})
         if dev_err < best:
             best, since = dev_err, 0
@@ -181,11 +186,11 @@ def _train(spec: dict, device: str) -> dict:
            "train_flops": info["train_flops_per_example"] * steps * bs}
     if history:
         # on the target subset only (the first len(idx) rows), also in a weighting study
-        res["final_train_loss"], res["final_train_error"] = evaluate(model, x[:len(idx)], y[:len(idx)])
+        res["final_train_loss"], res["final_train_error"] = evaluate(model, x[:len(idx)], y[:len(idx)], bits=bits)
         res["min_dev_error"], res["best_epoch"] = best, best_epoch
         model.load_state_dict(best_state)  # test error of the model that scored min dev error
         x_te, y_te = torch.as_tensor(ds.x_test, device=dev), torch.as_tensor(ds.y_test, device=dev)
-        res["test_error"] = evaluate(model, x_te, y_te)[1]
+        res["test_error"] = evaluate(model, x_te, y_te, bits=bits)[1]
     if status == "diverged":
         res["error"] = f"non-finite loss at epoch {len(history) + 1}"
     return res
