@@ -179,6 +179,16 @@ class AuxConfig(_Strict):
         return int(self.size) if self.size is not None else max(1, round(self.ratio * data_size))
 
 
+class ResourcesConfig(_Strict):
+    """What one group of trials asks of a Ray cluster (--backend ray; --num-cpus/--num-gpus override)."""
+
+    num_cpus: float | None = Field(None, gt=0)  # default 1
+    num_gpus: float | None = Field(None, ge=0)  # fractions share a GPU; default 1 with cuda, else 0
+
+    def options(self) -> dict:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class Study(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
@@ -189,6 +199,7 @@ class Study(_Strict):
     train: TrainConfig = TrainConfig()
     search: SearchConfig = SearchConfig()
     aux: AuxConfig | None = None  # auxiliary data of a weighting study
+    resources: ResourcesConfig = ResourcesConfig()  # per group on a Ray cluster
 
     @model_validator(mode="after")
     def _grid(self):

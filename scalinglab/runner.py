@@ -33,15 +33,20 @@ def machine_info(device: str) -> dict:
 
 
 def run_study(study: Study, out: Path, *, source: str = "", backend: str = "local", workers: int = 1,
-              device: str | None = None, progress=None, form: str = "auto", log=None) -> dict:
+              device: str | None = None, progress=None, form: str = "auto", log=None,
+              backend_options: dict | None = None) -> dict:
     """Run (or resume) `study` into folder `out`; returns the summary dict.
 
     progress: an object with `start(total, done, todo)`, `advance(spec, result)`, `stop()` (or None).
     log: called with one-line messages (default: stderr).
+    backend_options: passed to `make_backend` (ray: address, num_cpus, num_gpus); for the ray backend
+    they override the study's [resources].
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     device = resolve_device(device or study.train.device)
-    be = make_backend(backend, workers) if isinstance(backend, str) else backend
+    if backend == "ray":
+        backend_options = {**study.resources.options(), **(backend_options or {})}
+    be = make_backend(backend, workers, **(backend_options or {})) if isinstance(backend, str) else backend
     out = Path(out)
     store = Store(out)
     t0 = time.time()

@@ -18,6 +18,7 @@ Ray is imported only when this backend runs (`pip install 'scalinglab[ray]'`).
 from __future__ import annotations
 
 import math
+import os
 from typing import Iterable, Iterator
 
 from scalinglab.backends.local import MAX_GROUP, _run_unit, _units
@@ -58,7 +59,7 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, workers: int = 1, *, address: str | None = None, num_cpus: float | None = None,
-                 num_gpus: float | None = None, max_retries: int = MAX_RETRIES, batched: bool = True,
+                 num_gpus: float | None = None, max_retries: int = MAX_RETRIES, batched: bool | None = None,
                  max_group: int = MAX_GROUP, **kw):
         if kw:
             raise UserError(f"ray backend: unknown option {sorted(kw)[0]!r}; allowed: address, num_cpus, "
@@ -72,6 +73,8 @@ class RayBackend:
             raise UserError(f"max_retries: given {max_retries}; allowed: 0 or more")
         self.workers, self.address = max(1, workers), address
         self.num_cpus, self.num_gpus, self.max_retries = num_cpus, num_gpus, max_retries
+        if batched is None:  # as make_backend: SCALINGLAB_BATCHED=0 (run --no-batch) turns batching off
+            batched = os.environ.get("SCALINGLAB_BATCHED", "1") not in ("0", "false", "no")
         self.batched, self.max_group = batched, max_group
         self._started = False  # True when this backend started the Ray instance (or connected)
 

@@ -13,6 +13,13 @@ def register(p):
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--backend", default="local", choices=["local", "pool", "ray"],
                    help="where trials run (default local: in-process, or a process pool with --workers>1)")
+    p.add_argument("--address", default=None,
+                   help="ray: a running cluster's address (HEAD:6379, or auto); default: a local Ray instance")
+    p.add_argument("--num-cpus", type=float, default=None,
+                   help="ray: CPUs per group of trials (default: the study's [resources], else 1)")
+    p.add_argument("--num-gpus", type=float, default=None,
+                   help="ray: GPUs per group, fractions share a GPU (default: the study's [resources], "
+                        "else 1 with a cuda device, else 0)")
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
                    help="override the study's train.device")
     p.add_argument("--form", default="auto", help="learning-curve form (default auto: chosen by extrapolation)")
@@ -28,6 +35,12 @@ def run(args) -> int:
     study, source = load_study(args.study)  # validates everything before anything is written
     if args.workers < 1:
         raise UserError(f"--workers: given {args.workers}; allowed: 1 or more")
+    ray_opts = {k: v for k, v in (("address", args.address), ("num_cpus", args.num_cpus),
+                                  ("num_gpus", args.num_gpus)) if v is not None}
+    if ray_opts and args.backend != "ray":
+        k = next(iter(ray_opts))
+        raise UserError(f"--{k.replace('_', '-')}: given {ray_opts[k]!r} with --backend {args.backend}; "
+                        "allowed: only with --backend ray")
     from scalinglab.train.trial import resolve_device
 
     resolve_device(args.device or study.train.device)
@@ -41,7 +54,7 @@ def run(args) -> int:
     progress = None if args.no_progress else StudyProgress(study.name, console)
     summary = run_study(study, out, source=source, backend=args.backend, workers=args.workers,
                         device=args.device, progress=progress, form=args.form,
-                        log=console.print)
+                        log=console.print, backend_options=ray_opts)
     _print_summary(console, summary, out)
     return 0
 
