@@ -204,7 +204,7 @@ def _check_y(y, n: int, where: str, field: str) -> np.ndarray:
     if y.dtype.kind == "f":
         if not np.isfinite(y).all() or (y != np.round(y)).any():
             i = int(np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))[0])
-            raise UserError(f"{where}: {field}: label {y[i]!r} at example {i}; allowed: class labels "
+            raise UserError(f"{where}: {field}: label {y[i].item()!r} at example {i}; allowed: class labels "
                             f"(integers or strings)")
         y = y.astype(np.int64)
     elif y.dtype.kind not in "biuUS":
@@ -271,7 +271,7 @@ def read(path, label_column=None, image_size=32, grayscale=False, dev_fraction=0
         idx = np.searchsorted(classes, lab).clip(0, len(classes) - 1)
         unseen = classes[idx] != lab
         if unseen.any():
-            raise UserError(f"{where}: {field}: label {lab[unseen][0]!r} does not occur in the train pool; "
+            raise UserError(f"{where}: {field}: label {lab[unseen][0].item()!r} does not occur in the train pool; "
                             f"allowed: {', '.join(map(str, classes[:20]))}")
         mapped.append(idx.astype(np.int64))
     return Dataset(parts[0], mapped[0], parts[2], mapped[1], parts[4], mapped[2], n_classes=len(classes),
