@@ -31,11 +31,12 @@ from scalinglab.train.trial import trial_id
 def size_table(study: Study) -> list[tuple[dict, int]]:
     """(size knobs, parameter count) of every listed size, smallest model first."""
     from scalinglab.data import load
-    from scalinglab.models import describe
+    from scalinglab.models import describe_spec
 
     ds = load(study.data.name, study.data.options)
-    rows = [(s, describe(study.model.family, s, ds.input_shape, ds.n_classes,
-                         batchnorm=study.model.batchnorm)["params"]) for s in study.model.size_grid()]
+    # describe_spec: a registered family or a byo factory (the spec's model entry names it)
+    rows = [(s, describe_spec(base_spec(study, 1, s, 0)["model"], ds.input_shape, ds.n_classes)["params"])
+            for s in study.model.size_grid()]
     return sorted(rows, key=lambda r: r[1])
 
 
@@ -139,6 +140,14 @@ class HestnessSearch:
         return out
 
     # --- driver ------------------------------------------------------------------------------
+    def planned(self, results: dict[str, dict]) -> list[tuple[dict, dict]]:
+        """Every trial of every phase that the stored results make known."""
+        out = [t for level in self.levels for t in self.overfit_trials(level)]
+        small = {_lvl(lv): self.small_end(results, lv) for lv in self.levels}
+        if all(v is not None for v in small.values()):
+            out += self.stage1_trials(small) + self.stage2_trials(small, results)
+        return out
+
     def next_trials(self, results: dict[str, dict]) -> list[tuple[dict, dict]]:
         """The trials of the first phase that is not finished (empty when the search is done).
 
