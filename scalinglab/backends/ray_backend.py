@@ -165,3 +165,29 @@ class RayBackend:
             return f"ray: group of {n} trials raised {type(e).__name__}: {first}"
         return (f"ray: group of {n} trials lost after {self.max_retries} retries "
                 f"({type(e).__name__}: {first})")
+
+
+# --- fault drills (tests/test_ray_backend.py, benchmarks/fault_ray.py) ------------------------------
+
+def ray_processes(root_pid: int) -> list:
+    """psutil processes below `root_pid` (a driver that started a local Ray instance: its GCS, raylet,
+    agents and workers). psutil comes with Ray."""
+    import ray  # noqa: F401  (puts Ray's bundled psutil on the path)
+    import psutil
+
+    try:
+        return psutil.Process(root_pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def running_group_pids(root_pid: int) -> list[int]:
+    """Worker processes below `root_pid` that are running a group right now (`ray::scalinglab_group`)."""
+    out = []
+    for p in ray_processes(root_pid):
+        try:
+            if p.cmdline()[:1] == [f"ray::{TASK_NAME}"]:
+                out.append(p.pid)
+        except Exception:  # gone meanwhile
+            pass
+    return out
