@@ -74,6 +74,7 @@ def run_study(study: Study, out: Path, *, source: str = "", backend: str = "loca
     finally:
         if progress and started:
             progress.stop()
+    store.set_current(study.name, {trial_id(s) for s, _ in search.planned(results)})
     prev = next((s["info"] for s in store.studies() if s["name"] == study.name), {})
     wall = prev.get("wall_time_total", 0.0) + (time.time() - t0)
     store.update_study_info(study.name, wall_time_total=wall, last_run_wall_time=time.time() - t0)

@@ -92,3 +92,26 @@ def test_concurrent_writers_lose_nothing(tmp_path):
         df = s.frame(with_json=True)
     assert len(df) == 240 and df["id"].is_unique
     assert all(len(json.loads(r)["history"]) == 50 for r in df["result"])  # no torn rows
+
+
+class _ConstBackend:
+    """Every trial gets dev error 0.5 / sqrt(data size): enough for a summary."""
+
+    def map(self, specs, device="cpu"):
+        for s in specs:
+            yield s, {"id": trial_id(s), "status": "ok", "min_dev_error": 0.5 / s["data_size"] ** 0.5,
+                      "final_train_error": 0.0, "params": 10, "test_error": 0.1, "history": []}
+
+
+def test_trials_of_an_earlier_config_do_not_count(tiny_study, tmp_path):
+    from scalinglab.config import parse_study
+    from scalinglab.runner import run_study
+
+    text = tiny_study.read_text()
+    first = run_study(parse_study(text, "a.toml"), tmp_path, backend=_ConstBackend(), log=lambda m: None)
+    changed = parse_study(text.replace("max_epochs = 15", "max_epochs = 9"), "a.toml")
+    second = run_study(changed, tmp_path, backend=_ConstBackend(), log=lambda m: None)
+    with Store(tmp_path) as s:
+        assert s.count() == 2 * first["trials"]["total"]  # nothing deleted...
+    assert second["trials"]["total"] == first["trials"]["total"]  # ...but only the current ones count
+    assert len(load_results(tmp_path, "tiny")) == first["trials"]["total"]

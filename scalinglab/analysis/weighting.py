@@ -19,14 +19,12 @@ import pandas as pd
 
 
 def weighted_frame(store, study: str) -> pd.DataFrame:
-    """`store.frame(study)` plus `aux_weight`/`aux_size` columns; `config` includes the weight, so a
-    candidate (for best_points) is a model config at one w."""
+    """`store.frame(study)` plus `aux_weight`/`aux_size` columns (`config` holds the aux part, so a
+    candidate for best_points is a model config at one w)."""
     df = store.frame(study, with_json=True)
     specs = [json.loads(s) for s in df["spec"]]
     df["aux_weight"] = [float(sp["aux"]["weight"]) if sp.get("aux") else np.nan for sp in specs]
     df["aux_size"] = [int(sp["aux"]["size"]) if sp.get("aux") else 0 for sp in specs]
-    df["config"] = [json.dumps({"model": sp["model"], "train": sp["train"], "aux": sp.get("aux")},
-                               sort_keys=True) for sp in specs]
     return df.drop(columns=["spec", "result", "tags"])
 
 

@@ -23,6 +23,11 @@ def register(p):
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
                    help="override the study's train.device")
     p.add_argument("--form", default="auto", help="learning-curve form (default auto: chosen by extrapolation)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads for in-process training (default: torch's choice; 1 is often "
+                        "fastest for small models or on a shared machine)")
+    p.add_argument("--no-batch", action="store_true",
+                   help="train one model at a time instead of same-shape groups (for comparisons)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -41,6 +46,8 @@ def run(args) -> int:
         k = next(iter(ray_opts))
         raise UserError(f"--{k.replace('_', '-')}: given {ray_opts[k]!r} with --backend {args.backend}; "
                         "allowed: only with --backend ray")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads: given {args.threads}; allowed: 1 or more")
     from scalinglab.train.trial import resolve_device
 
     resolve_device(args.device or study.train.device)
@@ -52,6 +59,14 @@ def run(args) -> int:
     from scalinglab.runner import run_study
 
     progress = None if args.no_progress else StudyProgress(study.name, console)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.no_batch:
+        import os
+
+        os.environ["SCALINGLAB_BATCHED"] = "0"  # read by make_backend, here and in spawned workers
     summary = run_study(study, out, source=source, backend=args.backend, workers=args.workers,
                         device=args.device, progress=progress, form=args.form,
                         log=console.print, backend_options=ray_opts)
@@ -65,7 +80,16 @@ def _print_summary(console, s: dict, out: Path) -> None:
                   f"{t.get('failed', 0)} failed); wall time {s.get('wall_time_s')} s")
     lc = s.get("learning_curve")
     if lc:
-        p = lc["params"]
-        console.print(f"learning curve ({lc['form']}): error ~ {p.get('alpha', float('nan')):.3g} "
-                      f"* m^{p.get('beta', float('nan')):.3f} + {p.get('gamma', 0) or 0:.3g}")
+        lo, hi = lc.get("exponent_ci") or (float("nan"), float("nan"))
+        reg = lc.get("regions") or {}
+        floor = reg.get("floor")
+        fci = reg.get("floor_ci") or (None, None)
+        line = f"learning curve ({lc['form']}): exponent {lc['exponent']:.3f} [{lo:.3f}, {hi:.3f}]"
+        if floor is not None:
+            line += f"; floor {floor:.4g}" + (f" [{fci[0]:.4g}, {fci[1]:.4g}]" if fci[0] is not None else "")
+        console.print(line)
+        pred = (lc.get("predictions") or [{}])[0]
+        if pred:
+            console.print(f"at {pred['data_size']:,} examples (2x): {pred['value']:.4g} "
+                          f"[{pred['lo']:.4g}, {pred['hi']:.4g}] (90% interval)")
     console.print(f"wrote {out / 'results.sqlite'}, {out / 'summary.json'}")

@@ -54,14 +54,25 @@ def plan_grid(study: Study) -> list[tuple[dict, dict]]:
     return out
 
 
-class GridSearch:
-    def __init__(self, study: Study):
-        self.trials = plan_grid(study)
+class FixedPlan:
+    """A search whose trials are known up front (grid, weighting): run whatever is not done yet."""
+
+    def __init__(self, trials: list[tuple[dict, dict]]):
+        self.trials = trials
 
     def next_trials(self, results: dict) -> list[tuple[dict, dict]]:
         from scalinglab.train.trial import trial_id
 
         return [t for t in self.trials if trial_id(t[0]) not in results]
 
+    def planned(self, results: dict) -> list[tuple[dict, dict]]:
+        """Every trial the study consists of, given what is done."""
+        return self.trials
+
     def estimate_total(self) -> int:
         return len(self.trials)
+
+
+class GridSearch(FixedPlan):
+    def __init__(self, study: Study):
+        super().__init__(plan_grid(study))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from scalinglab.config import Study
-from scalinglab.search.grid import base_spec
+from scalinglab.search.grid import FixedPlan, base_spec
 
 
 def aux_part(study: Study, data_size: int, weight: float) -> dict:
@@ -33,14 +33,6 @@ def plan_weighting(study: Study) -> list[tuple[dict, dict]]:
     return out
 
 
-class WeightingSearch:
+class WeightingSearch(FixedPlan):
     def __init__(self, study: Study):
-        self.trials = plan_weighting(study)
-
-    def next_trials(self, results: dict) -> list[tuple[dict, dict]]:
-        from scalinglab.train.trial import trial_id
-
-        return [t for t in self.trials if trial_id(t[0]) not in results]
-
-    def estimate_total(self) -> int:
-        return len(self.trials)
+        super().__init__(plan_weighting(study))

@@ -40,6 +40,13 @@ CREATE TABLE IF NOT EXISTS trials (
     finished_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS trials_study ON trials(study);
+-- The trials that make up each study as last configured: a folder can also hold trials of an
+-- earlier configuration (changed epochs, say), which must not count in its summary or report.
+CREATE TABLE IF NOT EXISTS study_trials (
+    study TEXT NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (study, id)
+);
 CREATE TABLE IF NOT EXISTS studies (
     name TEXT PRIMARY KEY,
     config TEXT NOT NULL,            -- JSON of the study as run
@@ -148,6 +155,20 @@ class Store:
         return {r[0]: {"status": r[1], "min_dev_error": r[2], "final_train_error": r[3], "params": r[4]}
                 for r in self.conn.execute(q, (study,) if study else ())}
 
+    def set_current(self, study: str, ids) -> None:
+        """Record which trials make up `study` as configured now (replaces the previous set)."""
+        def write():
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.execute("DELETE FROM study_trials WHERE study=?", (study,))
+                self.conn.executemany("INSERT OR IGNORE INTO study_trials(study, id) VALUES (?, ?)",
+                                      [(study, i) for i in ids])
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        _retry(write)
+
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
 
@@ -155,8 +176,13 @@ class Store:
         """All trials as a pandas DataFrame, one row per trial (`model_size` knobs as columns)."""
         import pandas as pd
 
-        q = "SELECT * FROM trials" + (" WHERE study=?" if study else "") + " ORDER BY finished_at, id"
-        df = pd.read_sql_query(q, self.conn, params=(study,) if study else None)
+        q = "SELECT * FROM trials"
+        if study:
+            # Only the study's current trials, when the runner has recorded them (see study_trials).
+            q += (" WHERE study=? AND (id IN (SELECT id FROM study_trials WHERE study=?) OR NOT EXISTS "
+                  "(SELECT 1 FROM study_trials WHERE study=?))")
+        q += " ORDER BY finished_at, id"
+        df = pd.read_sql_query(q, self.conn, params=(study,) * 3 if study else None)
         sizes = pd.DataFrame([json.loads(s) for s in df["model_size"]], index=df.index)
         tags = pd.DataFrame([json.loads(s) for s in df["tags"]], index=df.index)
         specs = [json.loads(s) for s in df["spec"]]
@@ -164,7 +190,8 @@ class Store:
         hp = pd.DataFrame([{"lr": sp["train"].get("lr"), "weight_decay": sp["train"].get("weight_decay"),
                             "optimizer": sp["train"].get("optimizer"),
                             "batchnorm": sp["model"].get("batchnorm", False),
-                            "config": json.dumps({"model": sp["model"], "train": sp["train"]}, sort_keys=True)}
+                            "config": json.dumps({k: v for k, v in sp.items() if k not in ("seed", "data_size")},
+                                                 sort_keys=True)}
                            for sp in specs], index=df.index, columns=["lr", "weight_decay", "optimizer",
                                                                       "batchnorm", "config"])
         df = pd.concat([df, hp, sizes.add_prefix("size_"), tags.add_prefix("tag_")], axis=1)
