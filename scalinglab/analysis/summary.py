@@ -27,6 +27,20 @@ def fit_learning_curve(points: list[dict], *, y0: float | None, form: str = "aut
     return fit_curve(x, y, form=form, weights=w, y0=y0, groups_y=[p["seed_errors"] for p in points])
 
 
+# Forms whose floor is one well-identified parameter (gamma of pow_c, y_inf of M4). `auto` may choose a
+# broken power law for prediction, whose floor is poorly identified while the curve still bends
+# (on the teacher preset it put the floor at 0 with the planted Bayes error at 0.10).
+FLOOR_FORMS = ("m4", "pow_c")
+
+
+def fit_floor(points: list[dict], *, y0: float | None) -> dict:
+    """The irreducible error and its 90% interval, from the floor form that extrapolates best."""
+    f = fit_learning_curve(points, y0=y0, form=FLOOR_FORMS)
+    r = f.regions
+    return {"form": f.form, "value": r["floor"], "ci90": r["floor_ci"],
+            "irreducible_start": r["irreducible_start"], "scores": f.scores}
+
+
 def fit_size_law(points: list[dict]):
     """Best-fit parameter count vs data size: s(m) = sigma * m**beta_p."""
     from scalinglab.fit import fit_model_size
@@ -102,6 +116,7 @@ def _curve_section(df, seeds, y0, form) -> dict:
     if len(out["points"]) >= 4:
         largest = out["points"][-1]["data_size"]
         out["learning_curve"] = _law_dict(fit_learning_curve(out["points"], y0=y0, form=form), largest)
+        out["floor"] = fit_floor(out["points"], y0=y0)
         out["model_size_law"] = _law_dict(fit_size_law(out["points"]), largest)
     else:
         out["learning_curve"] = out["model_size_law"] = None

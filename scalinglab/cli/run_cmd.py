@@ -81,13 +81,12 @@ def _print_summary(console, s: dict, out: Path) -> None:
     lc = s.get("learning_curve")
     if lc:
         lo, hi = lc.get("exponent_ci") or (float("nan"), float("nan"))
-        reg = lc.get("regions") or {}
-        floor = reg.get("floor")
-        fci = reg.get("floor_ci") or (None, None)
-        line = f"learning curve ({lc['form']}): exponent {lc['exponent']:.3f} [{lo:.3f}, {hi:.3f}]"
-        if floor is not None:
-            line += f"; floor {floor:.4g}" + (f" [{fci[0]:.4g}, {fci[1]:.4g}]" if fci[0] is not None else "")
-        console.print(line)
+        console.print(f"learning curve ({lc['form']}): exponent {lc['exponent']:.3f} [{lo:.3f}, {hi:.3f}]")
+        fl = s.get("floor") or {}
+        if fl.get("value") is not None:
+            ci = fl.get("ci90") or (float("nan"), float("nan"))
+            console.print(f"floor ({fl['form']}): {fl['value']:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]"
+                          + (f"; planted Bayes error {s['bayes_error']:.4g}" if "bayes_error" in s else ""))
         pred = (lc.get("predictions") or [{}])[0]
         if pred:
             console.print(f"at {pred['data_size']:,} examples (2x): {pred['value']:.4g} "

@@ -166,8 +166,8 @@ def fit_curve(x, y, *, form="auto", weights=None, y0=None, groups_y=None, n_boot
     Parameters
     ----------
     x, y : (n,) data sizes (> 0) and errors (> 0); at least 4 distinct x.
-    form : "auto" (choose by extrapolation on the curve's own later points) or a name in LAWS:
-        pow, pow_c, m4, bnsl, bnsl2, model_size.
+    form : "auto" (choose by extrapolation on the curve's own later points), a name in LAWS
+        (pow, pow_c, m4, bnsl, bnsl2, model_size), or a list of names to choose among the same way.
     weights : (n,) number of seeds behind each point (residual variance ~ 1 / weight).
     y0 : random-guess error (e.g. 1 - 1/n_classes) when known; fixed in m4, used for regions.
     groups_y : list of n arrays of per-seed values; adds a seed-level bootstrap.
@@ -192,8 +192,16 @@ def fit_curve(x, y, *, form="auto", weights=None, y0=None, groups_y=None, n_boot
                             f"one array of per-seed values per point ({x.size})")
         groups_y = [np.asarray(groups_y[i], float) for i in order]
     n_distinct = np.unique(x).size
+    choosing = form == "auto" or isinstance(form, (tuple, list))  # pick the best of several forms
     if form == "auto":
         forms = [f for f in AUTO_FORMS if LAWS[f].n_free(y0) < n_distinct]
+    elif isinstance(form, (tuple, list)):
+        unknown = [f for f in form if f not in LAWS]
+        if unknown or not form:
+            raise bad_value("fit_curve", "form", form, "auto, a name or a list of names in " + ", ".join(LAWS))
+        forms = [f for f in form if LAWS[f].n_free(y0) < n_distinct]
+        if not forms:
+            raise bad_value("fit_curve", "x", f"{n_distinct} distinct values", f"more for forms {form}")
     elif form in LAWS:
         if LAWS[form].n_free(y0) >= n_distinct:
             raise bad_value("fit_curve", "x", f"{n_distinct} distinct values",
@@ -206,7 +214,7 @@ def fit_curve(x, y, *, form="auto", weights=None, y0=None, groups_y=None, n_boot
     if form == "auto" and not auto_forms(bt):  # too few points for m4 / bnsl: simpler forms
         forms = [f for f in FALLBACK_FORMS if LAWS[f].n_free(y0) < n_distinct]
         bt = backtest(x, y, w, forms, y0=y0, robust=robust, interval=interval)
-    ranked = choose(bt, forms) if form == "auto" else forms
+    ranked = choose(bt, forms) if choosing else forms
     core, errors = None, []
     for name in ranked:  # the best-scoring form that fits all the data
         try:
@@ -235,7 +243,7 @@ def fit_curve(x, y, *, form="auto", weights=None, y0=None, groups_y=None, n_boot
     cal = {**cal, "sigma": core.sigma}
     return CurveFit(
         form=law.name, params=params, ci=ci, converged=core.converged, message=core.message,
-        scores={k: v["score"] for k, v in bt.items()} if form == "auto" else {},
+        scores={k: v["score"] for k, v in bt.items()} if choosing else {},
         regions=_regions(law, core.th, th_boot, x, y0_used, interval),
         interval=interval, n_points=int(x.size), x_range=(float(x.min()), float(x.max())),
         y0=None if y0_used is None else float(y0_used), calibration=cal,
