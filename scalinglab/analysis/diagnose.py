@@ -130,7 +130,7 @@ def _tol(a: dict, b: dict) -> float:
 def diagnose(df: pd.DataFrame, config: dict, *, model_size: str | None = None, form: str = "auto") -> dict:
     """The diagnosis as a plain dict: verdict, subject size, evidence lines, advice line, numbers."""
     from scalinglab.analysis.points import best_points, points_list
-    from scalinglab.analysis.summary import fit_learning_curve, fit_size_law
+    from scalinglab.analysis.summary import FLOOR_FORMS, fit_learning_curve, fit_size_law
     from scalinglab.data import load
     from scalinglab.models.registry import size_label
 
@@ -139,10 +139,12 @@ def diagnose(df: pd.DataFrame, config: dict, *, model_size: str | None = None, f
     points = points_list(best_points(df, seeds))
     M = points[-1]["data_size"]
     y0 = load(config["data"]["name"], config["data"].get("options", {})).random_guess_error
-    curve = law = None
+    curve = law = floor_fit = None
     if len(points) >= 4:
         curve = fit_learning_curve(points, y0=y0, form=form)
         law = fit_size_law(points)
+        # The floor and regions come from a floor form, as in summary.json (see summary.FLOOR_FORMS).
+        floor_fit = curve if form != "auto" else fit_learning_curve(points, y0=y0, form=FLOOR_FORMS)
     if model_size:
         subject = parse_model_size(model_size, [c["model_size"] for c in curves])
         named = True
@@ -189,7 +191,7 @@ def diagnose(df: pd.DataFrame, config: dict, *, model_size: str | None = None, f
     # 4. where the best-fit curve stands
     floor = floor_ci = irr = None
     if curve is not None:
-        r = curve.regions
+        r = floor_fit.regions
         floor, floor_ci, irr = r["floor"], r["floor_ci"], r["irreducible_start"]
         fl = "none" if floor is None else f"{floor:.4f}" + (f" [{floor_ci[0]:.4f}, {floor_ci[1]:.4f}]" if floor_ci else "")
         where_ = ("in its irreducible region (within 10% of the floor)" if irr is not None and irr <= M
