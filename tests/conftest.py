@@ -3,6 +3,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
+
+# One torch thread per process: small models train fastest that way, and the suite shares 2 cores.
+torch.set_num_threads(1)
 
 # Cache generated data sets inside the test session (never in the user's home in CI).
 os.environ.setdefault("SCALINGLAB_CACHE", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "data"))

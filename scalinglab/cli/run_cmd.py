@@ -23,9 +23,9 @@ def register(p):
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
                    help="override the study's train.device")
     p.add_argument("--form", default="auto", help="learning-curve form (default auto: chosen by extrapolation)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads for in-process training (default: torch's choice; 1 is often "
-                        "fastest for small models or on a shared machine)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads per process (default 1: for small models one thread per "
+                        "process is fastest; use --workers to use more cores)")
     p.add_argument("--no-batch", action="store_true",
                    help="train one model at a time instead of same-shape groups (for comparisons)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
