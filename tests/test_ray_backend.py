@@ -171,3 +171,11 @@ def test_driver_kill_9_then_resume(study_file, reference, ray_address, tmp_path)
     assert all({row[0]: row[4] for row in rows}[i] == t for i, t in before.items())  # not redone
     summary = json.loads((out / "summary.json").read_text())
     assert _points(summary) == _points(reference["summary"])
+
+
+def test_unreachable_address_is_one_line_and_writes_nothing(study_file, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "scalinglab.cli.main", "run", str(study_file), "--out",
+                        str(tmp_path / "out"), "--backend", "ray", "--address", "127.0.0.1:1", "--no-progress"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--address: given '127.0.0.1:1'" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()

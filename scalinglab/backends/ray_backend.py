@@ -36,6 +36,20 @@ def scalinglab_group(specs: list[dict], device: str, threads: int) -> list[dict]
     return _run_unit(specs, device)
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """HOST:PORT must answer within `timeout` s: Ray itself retries a wrong address for minutes."""
+    if address == "auto" or "://" in address:
+        return
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as e:
+        raise UserError(f"--address: given {address!r}; allowed: the HOST:PORT of a running Ray head, as "
+                        f"printed by `ray start --head` (default port 6379) (no answer: {e})") from None
+
+
 def failed_result(spec: dict, reason: str) -> dict:
     """A trial whose group could not be run: stored as status "failed" with the reason (like run_trial's)."""
     from scalinglab.train.trial import trial_id
@@ -77,9 +91,10 @@ class RayBackend:
             batched = os.environ.get("SCALINGLAB_BATCHED", "1") not in ("0", "false", "no")
         self.batched, self.max_group = batched, max_group
         self._started = False  # True when this backend started the Ray instance (or connected)
+        self._ray = self._connect()  # now, so a bad address fails before the runner writes anything
 
     # --- connection ------------------------------------------------------------------------------
-    def _connect(self, num_gpus: float):
+    def _connect(self):
         import ray
 
         if ray.is_initialized():  # the caller's instance (a test, a notebook): use it, leave it up
@@ -88,9 +103,9 @@ class RayBackend:
         # carries its error and traceback in the store.
         common = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
         if self.address is None:
-            ray.init(num_cpus=math.ceil(self.workers * self.num_cpus),
-                     num_gpus=None if num_gpus else 0, **common)
+            ray.init(num_cpus=math.ceil(self.workers * self.num_cpus), **common)  # GPUs: detected
         else:
+            _check_reachable(self.address)
             try:
                 ray.init(address=self.address, **common)
             except (ConnectionError, ValueError, RuntimeError) as e:
@@ -126,7 +141,7 @@ class RayBackend:
             return
         num_gpus = self.num_gpus if self.num_gpus is not None else (1.0 if device.startswith("cuda") else 0.0)
         worker_device = "cuda" if num_gpus else "cpu"  # Ray hides GPUs from a task that asked for none
-        ray = self._connect(num_gpus)
+        ray = self._ray
         slots = self._slots(ray, num_gpus)
         # As the pool: with fewer groups than slots, smaller groups keep every slot busy.
         units = _units(specs, worker_device, self.batched,
