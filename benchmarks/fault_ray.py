@@ -55,6 +55,8 @@ def finish(p: subprocess.Popen) -> None:
 
 def kill_leftovers(procs: list) -> int:
     """SIGKILL the processes of a killed driver's Ray instance that outlived it (by pid)."""
+    import psutil  # Ray's bundled copy (ray_processes imported ray)
+
     time.sleep(3)  # GCS and raylet exit on their own when their driver dies; agents may not
     n = 0
     for p in procs:
@@ -62,7 +64,7 @@ def kill_leftovers(procs: list) -> int:
             if p.is_running():
                 p.kill()
                 n += 1
-        except Exception:
+        except psutil.Error:  # gone meanwhile
             pass
     return n
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from scalinglab.backends.local import MAX_GROUP, _run_unit, _units
 from scalinglab.errors import UserError
@@ -76,7 +76,7 @@ class RayBackend:
                  num_gpus: float | None = None, max_retries: int = MAX_RETRIES, batched: bool | None = None,
                  max_group: int = MAX_GROUP, **kw):
         if kw:
-            raise UserError(f"ray backend: unknown option {sorted(kw)[0]!r}; allowed: address, num_cpus, "
+            raise UserError(f"ray backend: unknown option {min(kw)!r}; allowed: address, num_cpus, "
                             "num_gpus, max_retries")
         num_cpus = 1.0 if num_cpus is None else float(num_cpus)
         if not num_cpus > 0:
@@ -101,7 +101,7 @@ class RayBackend:
             return ray
         # log_to_driver=False: worker output would tear through the progress bar; a failed trial
         # carries its error and traceback in the store.
-        common = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        common = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
         if self.address is None:
             ray.init(num_cpus=math.ceil(self.workers * self.num_cpus), **common)  # GPUs: detected
         else:
@@ -187,7 +187,7 @@ class RayBackend:
 def ray_processes(root_pid: int) -> list:
     """psutil processes below `root_pid` (a driver that started a local Ray instance: its GCS, raylet,
     agents and workers). psutil comes with Ray."""
-    import ray  # noqa: F401  (puts Ray's bundled psutil on the path)
+    import ray  # noqa: F401, I001  (first: puts Ray's bundled psutil on the path)
     import psutil
 
     try:
@@ -198,11 +198,13 @@ def ray_processes(root_pid: int) -> list:
 
 def running_group_pids(root_pid: int) -> list[int]:
     """Worker processes below `root_pid` that are running a group right now (`ray::scalinglab_group`)."""
+    import psutil
+
     out = []
     for p in ray_processes(root_pid):
         try:
             if p.cmdline()[:1] == [f"ray::{TASK_NAME}"]:
                 out.append(p.pid)
-        except Exception:  # gone meanwhile
+        except psutil.Error:  # gone meanwhile
             pass
     return out
