@@ -6,7 +6,7 @@ Each run is the real CLI (`scalinglab run STUDY --backend ray`), starting its ow
 Prints, for an uninterrupted run, a run whose worker was SIGKILLed while training a group, and a run
 whose driver was SIGKILLed and then rerun: trials stored, distinct ids, failed trials, and whether the
 summary points equal the uninterrupted run's. Ray processes a killed driver leaves behind (its agents)
-are killed by pid. About 2 minutes for the smoke preset on 2 CPU cores.
+are killed by pid. About 1-2 minutes for the smoke preset on 2 CPU cores.
 """
 
 from __future__ import annotations

@@ -198,10 +198,11 @@ def ray_processes(root_pid: int) -> list:
 
 def running_group_pids(root_pid: int) -> list[int]:
     """Worker processes below `root_pid` that are running a group right now (`ray::scalinglab_group`)."""
+    procs = ray_processes(root_pid)  # imports ray, which puts its bundled psutil on the path
     import psutil
 
     out = []
-    for p in ray_processes(root_pid):
+    for p in procs:
         try:
             if p.cmdline()[:1] == [f"ray::{TASK_NAME}"]:
                 out.append(p.pid)
