@@ -1,6 +1,6 @@
 """Backends on the smoke study: trials per second and overhead per trial.
 
-    python benchmarks/backends.py            # about 5 minutes on 2 CPU cores (4.5 of them unbatched)
+    python benchmarks/backends.py            # about 1 minute on 2 CPU cores (much more under load)
     python benchmarks/backends.py --quick    # 5 epochs per trial instead of the study's 30
 
 Runs the smoke study's 24 trials (6 data sizes x 2 CNN widths x 2 seeds) through `backend.map` on:
@@ -65,9 +65,12 @@ def main() -> None:
         rows.append((name, slots, *timed(make(), specs)))
     from scalinglab.backends.ray_backend import RayBackend
 
-    be = RayBackend(workers=2)
+    t0 = time.perf_counter()
+    be = RayBackend(workers=2)  # starts the local Ray instance
+    start = time.perf_counter() - t0
     try:
-        rows.append(("ray(2) cold", 2, *timed(be, specs)))  # includes starting Ray
+        wall, train, n = timed(be, specs)
+        rows.append(("ray(2) cold", 2, start + wall, train, n))  # includes starting Ray
         rows.append(("ray(2) warm", 2, *timed(be, specs)))
     finally:
         be.close()
