@@ -45,6 +45,6 @@ def points_list(best: pd.DataFrame) -> list[dict]:
     return [{"data_size": int(r.data_size), "model_size": r.model_size, "params": int(r.params),
              "lr": float(r.lr), "weight_decay": float(r.weight_decay),
              "error": float(r.error), "error_lo": float(r.error_lo), "error_hi": float(r.error_hi),
-             "n_seeds": int(r.n_seeds), "seed_errors": [float(v) for v in r.seed_errors],
+             "n_seeds": int(r.n_seeds), "seed_errors": sorted(float(v) for v in r.seed_errors),
              "train_error": float(r.train_error), "test_error": float(r.test_error)}
             for r in best.itertuples()]
