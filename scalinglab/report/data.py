@@ -1,0 +1,195 @@
+"""Everything a report shows, gathered from the store and `summary.json` only (never a run's memory).
+
+`gather(folder)` returns a `ReportData`: the trials frame, the summary (or one rebuilt from the
+trials when `summary.json` is missing), the study row (config as run, machine, versions) and the
+fits rebuilt from the stored points, so plots can draw bands with `CurveFit.predict`.
+
+Every optional piece may be absent (no fit below 4 data sizes, no model-size law, no factors, no
+failed trials): consumers test for None / empty, they never index blindly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scalinglab.errors import UserError
+
+EXTRAPOLATE = 8  # the learning curve is drawn (dashed) out to this multiple of the largest subset
+
+
+@dataclass
+class ReportData:
+    folder: Path
+    name: str
+    trials: pd.DataFrame                   # one row per trial (Store.frame)
+    summary: dict                          # summary.json (possibly rebuilt)
+    study: dict                            # {"config", "source", "info", "started_at", "updated_at"}
+    points: list[dict]                     # per-subset best candidates
+    lc_fit: object | None = None           # CurveFit of the learning curve, refitted from points
+    size_fit: object | None = None         # CurveFit of the model-size law
+    factors: dict = field(default_factory=dict)  # level -> {"points", "fit"}
+    notes: list[str] = field(default_factory=list)  # things the reader should know (fit failed, ...)
+
+    @property
+    def lc(self) -> dict | None:
+        return self.summary.get("learning_curve") or None
+
+    @property
+    def size_law(self) -> dict | None:
+        return self.summary.get("model_size_law") or None
+
+    @property
+    def random_guess(self) -> float | None:
+        return _num(self.summary.get("random_guess_error"))
+
+    @property
+    def bayes(self) -> float | None:
+        return _num(self.summary.get("bayes_error"))
+
+
+def _num(v) -> float | None:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _read_summary(folder: Path) -> dict | None:
+    p = folder / "summary.json"
+    if not p.exists():
+        return None
+    try:
+        s = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"{p}: not readable as JSON ({e}); rerun `scalinglab run` to rewrite it") from None
+    if not isinstance(s, dict):
+        raise UserError(f"{p}: given a JSON {type(s).__name__}; allowed: the object written by scalinglab run")
+    return s
+
+
+def _points_from_trials(df: pd.DataFrame) -> list[dict]:
+    from scalinglab.analysis.points import best_points, points_list
+
+    if df.empty or not (df["status"] == "ok").any():
+        return []
+    return points_list(best_points(df))
+
+
+def _refit(points: list[dict], form: str, y0: float | None, notes: list[str], what: str):
+    """Rebuild a learning-curve fit from stored points (same engine and seed as summary.json)."""
+    from scalinglab.fit import fit_curve
+
+    if len({p["data_size"] for p in points}) < 4:
+        return None
+    x = np.array([p["data_size"] for p in points], float)
+    y = np.array([p["error"] for p in points], float)
+    w = np.array([max(p.get("n_seeds") or 1, 1) for p in points], float)
+    groups = [p.get("seed_errors") or [p["error"]] for p in points]
+    try:
+        return fit_curve(x, y, form=form, weights=w, y0=y0, groups_y=groups)
+    except Exception as e:  # a report must still be written; say why the band is missing
+        notes.append(f"{what}: the fit could not be rebuilt ({e})")
+        return None
+
+
+def _refit_size(points: list[dict], notes: list[str]):
+    from scalinglab.fit import fit_model_size
+
+    pts = [p for p in points if p.get("params")]
+    if len({p["data_size"] for p in pts}) < 4:
+        return None
+    try:
+        return fit_model_size([p["data_size"] for p in pts], [p["params"] for p in pts])
+    except Exception as e:
+        notes.append(f"model-size law: the fit could not be rebuilt ({e})")
+        return None
+
+
+def gather(folder: str | Path, *, study: str | None = None, refit: bool = True) -> ReportData:
+    """Read a study folder. Raises UserError (one line) when it is not one."""
+    from scalinglab.store import Store
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: not a folder; give a study output folder (e.g. runs/smoke)")
+    summary = _read_summary(folder)
+    with Store.open_existing(folder) as store:
+        studies = store.studies()
+        names = [s["name"] for s in studies]
+        name = study or (summary or {}).get("study") or (names[0] if names else None)
+        if name is None:
+            raise UserError(f"{folder}: the store holds no study yet; run `scalinglab run` first")
+        if names and name not in names:
+            raise UserError(f"{folder}: study: given {name!r}; allowed: {', '.join(names)}")
+        df = store.frame(name)
+    row = next((s for s in studies if s["name"] == name), {"config": {}, "source": "", "info": {}})
+    notes: list[str] = []
+    if summary is None or summary.get("study") != name:
+        notes.append("summary.json missing: points rebuilt from the trials; random-guess level unknown")
+        summary = {"study": name, "trials": {"total": int(len(df)),
+                                              **df["status"].value_counts().to_dict()}}
+    points = summary.get("points")
+    if not points:
+        points = _points_from_trials(df)
+    points = sorted(points, key=lambda p: p["data_size"])
+
+    data = ReportData(folder=folder, name=name, trials=df, summary=summary, study=row, points=points,
+                      notes=notes)
+    if summary.get("note"):
+        notes.append(str(summary["note"]))
+    if refit:
+        lc = data.lc
+        if lc is not None or "learning_curve" not in summary:
+            form = (lc or {}).get("form") or "auto"
+            data.lc_fit = _refit(points, form, data.random_guess, notes, "learning curve")
+        if data.size_law is not None or "model_size_law" not in summary:
+            data.size_fit = _refit_size(points, notes)
+        for level, f in (summary.get("factors") or {}).items():
+            pts = sorted((f or {}).get("points") or [], key=lambda p: p["data_size"])
+            form = ((f or {}).get("learning_curve") or {}).get("form") or "auto"
+            data.factors[str(level)] = {
+                "points": pts, "summary": (f or {}).get("learning_curve"),
+                "fit": _refit(pts, form, data.random_guess, notes, f"factor {level}") if pts else None}
+    return data
+
+
+def curves_by_size(df: pd.DataFrame) -> list[dict]:
+    """Dev error vs data for every model size: per (size, data size) the best candidate's seed median.
+
+    Returns [{"label", "params", "x", "y", "lo", "hi"}] sorted by parameter count.
+    """
+    from scalinglab.analysis.points import candidate_scores
+
+    if df.empty or not (df["status"] == "ok").any():
+        return []
+    cand = candidate_scores(df)
+    if cand.empty:
+        return []
+    best = cand.sort_values(["model_size", "data_size", "error"]).groupby(
+        ["model_size", "data_size"], sort=True).head(1)
+    out = []
+    for ms, g in best.groupby("model_size", sort=False):
+        g = g.sort_values("data_size")
+        out.append({"label": size_label(ms), "params": int(g["params"].median()),
+                    "x": g["data_size"].to_numpy(float), "y": g["error"].to_numpy(float),
+                    "lo": g["error_lo"].to_numpy(float), "hi": g["error_hi"].to_numpy(float)})
+    return sorted(out, key=lambda c: c["params"])
+
+
+def size_label(ms) -> str:
+    """'width 128, depth 2' from the model_size JSON (or dict)."""
+    if isinstance(ms, str):
+        try:
+            ms = json.loads(ms)
+        except json.JSONDecodeError:
+            return ms
+    if isinstance(ms, dict):
+        return ", ".join(f"{k} {v}" for k, v in ms.items())
+    return str(ms)

@@ -1,0 +1,323 @@
+"""The report's figures (matplotlib, Agg backend): each function returns PNG bytes or None.
+
+`make_plots(data, out_dir)` draws every figure whose data exists and saves them to `out_dir`
+(`DIR/plots/*.png`, for papers); the HTML embeds the same bytes as base64.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # never a window: reports are written by servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter  # noqa: E402
+
+from scalinglab.report.data import EXTRAPOLATE, ReportData, curves_by_size  # noqa: E402
+
+DPI = 110
+INK = "#1f2933"
+BLUE = "#1f6feb"
+ORANGE = "#d9822b"
+RED = "#c23030"
+GREEN = "#0f9960"
+GREY = "#8a9ba8"
+REGION = {"small data": "#fbe3c8", "power law": "#dcebfb", "irreducible": "#e1e8ed"}
+
+STYLE = {
+    "font.size": 10, "axes.titlesize": 12, "axes.titleweight": "bold", "axes.labelsize": 10,
+    "axes.edgecolor": "#5c7080", "axes.linewidth": 0.8, "axes.spines.top": False,
+    "axes.spines.right": False, "xtick.color": "#394b59", "ytick.color": "#394b59",
+    "legend.frameon": False, "legend.fontsize": 9, "grid.color": "#e1e8ed", "grid.linewidth": 0.7,
+    "figure.facecolor": "white", "axes.facecolor": "white",
+}
+
+
+# --- formatting ------------------------------------------------------------------------------------
+def human(n: float) -> str:
+    """1234 -> '1.2k', 23050 -> '23k', 2e6 -> '2M'."""
+    n = float(n)
+    for div, suf in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            v = n / div
+            return f"{v:.1f}{suf}".replace(".0" + suf, suf) if v < 10 else f"{v:.0f}{suf}"
+    return f"{n:.0f}" if n == int(n) else f"{n:.3g}"
+
+
+def _pct(v: float) -> str:
+    p = 100 * v
+    return f"{p:.0f}%" if p >= 10 else (f"{p:.1f}%" if p >= 1 else f"{p:.2g}%")
+
+
+def _nice_ticks(lo: float, hi: float) -> list[float]:
+    """Readable ticks on a log axis that spans less than a decade as well as several."""
+    for mant in ((1,), (1, 2, 5), (1, 2, 3, 5, 7), (1, 2, 3, 4, 5, 6, 7, 8, 9)):
+        t = [m * 10.0**k for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+             for m in mant]
+        t = [v for v in t if lo <= v <= hi]
+        if len(t) >= 4:
+            return t
+    return t
+
+
+def _log_axes(ax, ylo, yhi, *, pct: bool, xlabel: str, ylabel: str):
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(ylo, yhi)
+    ax.yaxis.set_major_locator(FixedLocator(_nice_ticks(ylo, yhi)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _pct(v) if pct else f"{v:.3g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: human(v)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.grid(True, which="major")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _band(fit, lo_x, hi_x, n=200):
+    xs = np.geomspace(lo_x, hi_x, n)
+    try:
+        pr = fit.predict(xs, interval=0.9)
+    except Exception:  # a fit whose bootstrap failed still has a point curve
+        y = fit.predict(xs)
+        return xs, y, None, None
+    ok = np.isfinite(pr.y)
+    return xs[ok], pr.y[ok], pr.lo[ok], pr.hi[ok]
+
+
+def _pct_axis(data: ReportData) -> bool:
+    """Errors are rates in [0, 1] when the metric is an error rate."""
+    ys = [p["error"] for p in data.points] or [0.5]
+    return str(data.study.get("config", {}).get("metric", "error")) == "error" and max(ys) <= 1
+
+
+# --- figures ---------------------------------------------------------------------------------------
+def learning_curve(data: ReportData) -> bytes | None:
+    pts = data.points
+    if not pts:
+        return None
+    df = data.trials
+    ok = df[(df["status"] == "ok") & df["min_dev_error"].notna() & (df["min_dev_error"] > 0)]
+    x = np.array([p["data_size"] for p in pts], float)
+    y = np.array([p["error"] for p in pts], float)
+    ylo = np.array([p.get("error_lo", p["error"]) for p in pts], float)
+    yhi = np.array([p.get("error_hi", p["error"]) for p in pts], float)
+    lc, fit = data.lc or {}, data.lc_fit
+    regions = lc.get("regions") or {}
+    floor, floor_ci = regions.get("floor"), regions.get("floor_ci")
+    rg, pct = data.random_guess, _pct_axis(data)
+
+    xlo, xhi = x.min() / 1.6, x.max() * (EXTRAPOLATE * 1.5 if fit is not None else 1.6)
+    vals = list(y) + list(ok["min_dev_error"]) + [v for v in (rg, floor, data.bayes) if v and v > 0]
+    ymin, ymax = min(vals), max(vals)
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(9.6, 5.4))
+        band = None
+        if fit is not None:
+            xs, yf, blo, bhi = _band(fit, x.min() / 1.4, x.max() * EXTRAPOLATE)
+            if blo is not None:
+                # the band may run to ~0 far out; keep the axis on the data, not the band's tail
+                ymin = min(ymin, max(float(np.nanmin(blo)), ymin / 3))
+                ymax = max(ymax, min(float(np.nanmax(bhi)), ymax * 1.5))
+                band = (xs, blo, bhi)
+        ylim = (ymin / 1.25, ymax * 1.2)
+        _log_axes(ax, *ylim, pct=pct, xlabel="training examples m (log scale)",
+                  ylabel="dev error (log scale)")
+        ax.set_xlim(xlo, xhi)
+
+        # regions of the fitted curve: small data | power law | irreducible
+        s_end, i_start = regions.get("small_data_end"), regions.get("irreducible_start")
+        if fit is not None and (s_end or i_start):
+            a = min(max(s_end or xlo, xlo), xhi)
+            b = min(max(i_start or xhi, a), xhi)
+            for name, (l, r) in (("small data", (xlo, a)), ("power law", (a, b)), ("irreducible", (b, xhi))):
+                if r <= l:
+                    continue
+                ax.axvspan(l, r, color=REGION[name], alpha=0.5, lw=0, zorder=0)
+                frac = math.log(r / l) / math.log(xhi / xlo)
+                if frac > 0.09:
+                    ax.text(math.sqrt(l * r), 0.985, name, transform=ax.get_xaxis_transform(), ha="center",
+                            va="top", fontsize=9, color="#5c7080", fontweight="bold")
+
+        # horizontal levels
+        def hline(v, color, ls, text):
+            ax.axhline(v, color=color, ls=ls, lw=1.2, zorder=1)
+            ax.text(xhi, v, " " + text, color=color, va="center", ha="left", fontsize=9, clip_on=False)
+
+        if rg and ylim[0] < rg < ylim[1] * 1.01:
+            hline(rg, RED, (0, (6, 3)), f"random guess {_pct(rg) if pct else f'{rg:.3g}'}")
+        if floor and floor > ylim[0]:
+            lab = f"floor {_pct(floor) if pct else f'{floor:.3g}'}"
+            if floor_ci and None not in floor_ci:
+                flo = max(floor_ci[0], ylim[0])
+                ax.axhspan(flo, floor_ci[1], color=GREEN, alpha=0.08, lw=0, zorder=0)
+            hline(floor, GREEN, (0, (2, 2)), lab)
+        if data.bayes and data.bayes > ylim[0]:
+            hline(data.bayes, "#7157d9", (0, (1, 2)), f"Bayes error {_pct(data.bayes) if pct else data.bayes}")
+
+        # every trial, faint; then the per-subset best medians with the seed spread
+        if len(ok):
+            jit = np.exp(np.random.default_rng(0).uniform(-0.04, 0.04, len(ok)))
+            ax.scatter(ok["data_size"].to_numpy(float) * jit, ok["min_dev_error"], s=14, color="#5c7080",
+                       alpha=0.45, lw=0, zorder=2, label=f"every trial ({len(ok)})")
+        if band is not None:
+            xs, blo, bhi = band
+            ax.fill_between(xs, blo, bhi, color=BLUE, alpha=0.13, lw=0, zorder=1, label="90% prediction band")
+        if fit is not None:
+            xin = np.geomspace(x.min(), x.max(), 100)
+            xout = np.geomspace(x.max(), x.max() * EXTRAPOLATE, 60)
+            ax.plot(xin, fit.predict(xin), color=BLUE, lw=2, zorder=3, label=f"fitted law ({lc.get('form', fit.form)})")
+            ax.plot(xout, fit.predict(xout), color=BLUE, lw=2, ls=(0, (5, 3)), zorder=3,
+                    label=f"extrapolation to {EXTRAPOLATE}× data")
+        ax.errorbar(x, y, yerr=[np.clip(y - ylo, 0, None), np.clip(yhi - y, 0, None)], fmt="o", ms=6,
+                    color=INK, mfc="white", mew=1.8, capsize=3, lw=1.2, zorder=4,
+                    label="best model per subset (median, seed range)")
+        for p in lc.get("predictions") or []:
+            if p.get("value") and p["data_size"] == max(q["data_size"] for q in lc["predictions"]):
+                v = p["value"]
+                ax.plot([p["data_size"]], [v], marker="D", color=BLUE, ms=6, zorder=5)
+                txt = f"{EXTRAPOLATE}× data: {_pct(v) if pct else f'{v:.3g}'}"
+                if p.get("lo") is not None and p.get("hi") is not None:
+                    txt += (f"\n[{_pct(p['lo'])}, {_pct(p['hi'])}]" if pct else f"\n[{p['lo']:.3g}, {p['hi']:.3g}]")
+                ax.annotate(txt, (p["data_size"], v), xytext=(-8, 14), textcoords="offset points",
+                            ha="right", fontsize=9, color=BLUE)
+        ax.legend(loc="lower left", fontsize=8.5)
+        ax.set_title("Learning curve: dev error vs training data", loc="left")
+        return _png(fig)
+
+
+def per_size(data: ReportData) -> bytes | None:
+    curves = curves_by_size(data.trials)
+    if not curves:
+        return None
+    pct = _pct_axis(data)
+    allv = np.concatenate([c["lo"] for c in curves] + [c["hi"] for c in curves])
+    allv = allv[allv > 0]
+    if not len(allv):
+        return None
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.4, 4.6))
+        _log_axes(ax, allv.min() / 1.15, allv.max() * 1.15, pct=pct, xlabel="training examples m",
+                  ylabel="dev error")
+        cmap = plt.get_cmap("viridis")
+        lp = np.log([max(c["params"], 1) for c in curves])
+        span = (lp.max() - lp.min()) or 1.0
+        for c, l in zip(curves, lp):
+            col = cmap(0.05 + 0.8 * (l - lp.min()) / span)
+            ax.errorbar(c["x"], c["y"], yerr=[np.clip(c["y"] - c["lo"], 0, None), np.clip(c["hi"] - c["y"], 0, None)],
+                        fmt="-o", ms=4, lw=1.6, capsize=2, color=col,
+                        label=f"{c['label']} ({human(c['params'])} params)")
+        ax.legend(loc="best", fontsize=8, ncol=1 if len(curves) <= 8 else 2)
+        ax.set_title("Curves per model size", loc="left")
+        return _png(fig)
+
+
+def model_size(data: ReportData) -> bytes | None:
+    pts = [p for p in data.points if p.get("params")]
+    if not pts:
+        return None
+    x = np.array([p["data_size"] for p in pts], float)
+    s = np.array([p["params"] for p in pts], float)
+    fit, law = data.size_fit, data.size_law or {}
+    sizes = data.trials.loc[data.trials["params"].notna(), "params"].to_numpy(float)
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.4, 4.6))
+        lo_v = min(s.min(), sizes.min() if len(sizes) else s.min())
+        hi_v = max(s.max(), sizes.max() if len(sizes) else s.max())
+        xhi = x.max() * (EXTRAPOLATE * 1.4 if fit is not None else 1.5)
+        if fit is not None:
+            xs, yf, blo, bhi = _band(fit, x.min(), x.max() * EXTRAPOLATE)
+            if blo is not None:
+                ax.fill_between(xs, blo, bhi, color=ORANGE, alpha=0.13, lw=0, label="90% band")
+                lo_v, hi_v = min(lo_v, max(blo.min(), lo_v / 4)), max(hi_v, min(bhi.max(), hi_v * 4))
+            xin, xout = np.geomspace(x.min(), x.max(), 60), np.geomspace(x.max(), x.max() * EXTRAPOLATE, 40)
+            bp = law.get("exponent", fit.exponent)
+            ax.plot(xin, fit.predict(xin), color=ORANGE, lw=2,
+                    label=f"fitted s ∝ m^{bp:.2f}" if bp is not None else "fitted law")
+            ax.plot(xout, fit.predict(xout), color=ORANGE, lw=2, ls=(0, (5, 3)))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(x.min() / 1.5, xhi)
+        ax.set_ylim(lo_v / 1.6, hi_v * 1.6)
+        for v in np.unique(sizes):  # the sizes the search could choose from
+            ax.axhline(v, color=GREY, lw=0.6, ls=":", zorder=0)
+        ax.scatter(x, s, s=40, color=INK, zorder=4, label="best model per subset")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: human(v)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: human(v)))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.grid(True, which="major")
+        ax.set_xlabel("training examples m")
+        ax.set_ylabel("parameters of the best model")
+        ax.legend(loc="upper left", fontsize=8)
+        ax.set_title("Model size vs data", loc="left")
+        return _png(fig)
+
+
+def factors(data: ReportData) -> bytes | None:
+    levels = {k: v for k, v in data.factors.items() if v.get("points")}
+    if not levels:
+        return None
+    pct = _pct_axis(data)
+    allx = [p["data_size"] for v in levels.values() for p in v["points"]]
+    ally = [p["error"] for v in levels.values() for p in v["points"] if p["error"] > 0]
+    if not ally:
+        return None
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(9.6, 5.0))
+        _log_axes(ax, min(ally) / 1.3, max(ally) * 1.25, pct=pct, xlabel="training examples m",
+                  ylabel="dev error")
+        ax.set_xlim(min(allx) / 1.5, max(allx) * 2.5)
+        colors = plt.get_cmap("tab10")
+        for i, (level, v) in enumerate(sorted(levels.items())):
+            col = colors(i % 10)
+            x = np.array([p["data_size"] for p in v["points"]], float)
+            y = np.array([p["error"] for p in v["points"]], float)
+            lab = str(level)
+            lcd = v.get("summary") or {}
+            if lcd.get("exponent") is not None:
+                ci = lcd.get("exponent_ci") or [None, None]
+                lab += f": m^{lcd['exponent']:.2f}"
+                if None not in ci:
+                    lab += f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+            ax.plot(x, y, "o", color=col, ms=6, label=lab)
+            if v.get("fit") is not None:
+                xs, yf, blo, bhi = _band(v["fit"], x.min(), x.max() * 2)
+                ax.plot(xs, yf, color=col, lw=1.8)
+                if blo is not None:
+                    ax.fill_between(xs, blo, bhi, color=col, alpha=0.10, lw=0)
+        ax.legend(loc="best", fontsize=9, title="factor level: exponent [90% CI]", title_fontsize=9)
+        ax.set_title("Factor comparison: same slope (a shift) or a different exponent?", loc="left")
+        return _png(fig)
+
+
+PLOTS = {"learning_curve": learning_curve, "model_size_curves": per_size, "model_size": model_size,
+         "factors": factors}
+
+
+def make_plots(data: ReportData, out_dir: Path | None = None) -> dict[str, bytes]:
+    """Every figure whose data exists, as name -> PNG bytes; also written to out_dir/NAME.png."""
+    out = {}
+    for name, fn in PLOTS.items():
+        png = fn(data)
+        if png:
+            out[name] = png
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, png in out.items():
+            tmp = out_dir / f".{name}.png.tmp"
+            tmp.write_bytes(png)
+            tmp.replace(out_dir / f"{name}.png")
+    return out

@@ -1,0 +1,329 @@
+"""The report's text and tables as plain Python data (strings, lists of rows), shared by HTML and Markdown.
+
+Nothing here escapes anything: the HTML template autoescapes, the Markdown writer escapes its own cells.
+Every optional key of summary.json is read with .get and may be None.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+
+from scalinglab.report.data import EXTRAPOLATE, ReportData, size_label
+from scalinglab.report.plots import human
+
+HESTNESS_EXPONENTS = "-0.07 to -0.35"
+HESTNESS_SIZE = "0.5 to 1"
+
+
+class Fmt:
+    """Numbers as the reader wants them: error rates as percentages, sizes with separators."""
+
+    def __init__(self, pct: bool):
+        self.pct = pct
+
+    def err(self, v) -> str:
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            return "n/a"
+        if not self.pct:
+            return f"{v:.4g}"
+        p = 100 * v
+        return f"{p:.1f}%" if p >= 1 else f"{p:.2g}%"
+
+    def err_ci(self, ci) -> str:
+        if not ci or None in ci:
+            return ""
+        if self.pct:
+            return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+        return f"[{ci[0]:.4g}, {ci[1]:.4g}]"
+
+
+def _num(v, digits=3) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float) and not math.isfinite(v):
+        return "n/a"
+    return f"{v:.{digits}g}"
+
+
+def _ci(ci, digits=2) -> str:
+    if not ci or None in ci:
+        return ""
+    return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def count(n) -> str:
+    return f"{int(n):,}"
+
+
+def region_of(x: float, regions: dict) -> str | None:
+    s, i = regions.get("small_data_end"), regions.get("irreducible_start")
+    if s is None and i is None:
+        return None
+    if i is not None and x >= i:
+        return "irreducible"
+    if s is not None and x < s:
+        return "small data"
+    return "power law"
+
+
+REGION_ADVICE = {
+    "small data": "error is still near the random-guess plateau; the power law has not set in yet",
+    "power law": "more data keeps paying at the fitted rate",
+    "irreducible": "error has flattened at the floor; more data alone buys little (try a better model "
+                   "family or check label noise)",
+}
+
+
+def headline(d: ReportData, f: Fmt) -> dict:
+    """{'sentences': [...], 'cards': [{'label', 'value', 'sub'}], 'cautions': [...]}"""
+    lc, sl, pts = d.lc, d.size_law, d.points
+    sentences, cards, cautions = [], [], []
+    best = min(pts, key=lambda p: p["error"]) if pts else None
+    if lc:
+        e, eci = lc.get("exponent"), lc.get("exponent_ci")
+        reg = lc.get("regions") or {}
+        floor, fci = reg.get("floor"), reg.get("floor_ci")
+        s = f"Dev error falls as m^{_num(e, 2)}" if e is not None else "A learning curve was fitted"
+        if _ci(eci):
+            s += f" (90% CI {_ci(eci)})"
+        if floor is not None and lc.get("form") != "pow":
+            s += f"; the floor is {f.err(floor)} {f.err_ci(fci)}".rstrip()
+        elif lc.get("form") == "pow":
+            s += "; the fitted form (pure power law) has no floor"
+        sentences.append(s + ".")
+        cards.append({"label": "learning-curve exponent", "value": _num(e, 2), "sub": _ci(eci) or "",
+                      "hint": f"Hestness et al.: {HESTNESS_EXPONENTS}"})
+        if floor is not None and lc.get("form") != "pow":
+            cards.append({"label": "irreducible floor", "value": f.err(floor), "sub": f.err_ci(fci),
+                          "hint": "error left at infinite data"})
+        if pts:
+            where = region_of(pts[-1]["data_size"], reg)
+            if where:
+                sentences.append(f"The largest subset ({count(pts[-1]['data_size'])} examples) lies in the "
+                                 f"{where} region: {REGION_ADVICE[where]}.")
+        if e is not None and eci and None not in eci and (eci[1] - eci[0]) > abs(e):
+            cautions.append(f"The exponent is poorly determined (90% CI {_ci(eci)} is wider than the "
+                            f"estimate): more data sizes or seeds would pin it down.")
+        if lc.get("converged") is False:
+            cautions.append(f"The learning-curve fit did not converge ({lc.get('message', '')}).")
+        cal = lc.get("calibration") or {}
+        if isinstance(cal.get("source"), str) and cal["source"].startswith("prior"):
+            cautions.append(f"Prediction intervals use a prior for extrapolation error ({cal['source']}), "
+                            "not a backtest on this curve.")
+    elif pts:
+        n = len({p["data_size"] for p in pts})
+        sentences.append(f"No law fitted: {n} data size{'s' if n != 1 else ''} with finished trials "
+                         f"(a fit needs at least 4).")
+    else:
+        sentences.append("No finished trials yet: nothing to fit or plot.")
+    if sl and sl.get("exponent") is not None:
+        sentences.append(f"The best model grows as m^{_num(sl['exponent'], 2)} "
+                         f"{('(90% CI ' + _ci(sl.get('exponent_ci')) + ')') if _ci(sl.get('exponent_ci')) else ''}"
+                         f" in parameters (Hestness et al.: {HESTNESS_SIZE}).".replace("  ", " "))
+        cards.append({"label": "model-size exponent", "value": _num(sl["exponent"], 2),
+                      "sub": _ci(sl.get("exponent_ci")), "hint": f"Hestness et al.: {HESTNESS_SIZE}"})
+    preds = (lc or {}).get("predictions") or []
+    if preds:
+        parts = [f"{f.err(p.get('value'))} {f.err_ci([p.get('lo'), p.get('hi')])} at {count(p['data_size'])}"
+                 for p in preds]
+        sentences.append("Predicted dev error with more data (90% intervals): " + "; ".join(parts) + ".")
+        last = preds[-1]
+        cards.append({"label": f"predicted at {human(last['data_size'])} examples",
+                      "value": f.err(last.get("value")), "sub": f.err_ci([last.get("lo"), last.get("hi")]),
+                      "hint": f"{_mult(last['data_size'], pts)} the largest subset"})
+    if best:
+        sentences.append(f"Best measured: {f.err(best['error'])} dev error with {count(best['data_size'])} "
+                         f"examples ({size_label(best.get('model_size'))}, {human(best.get('params') or 0)} "
+                         f"params; median of {best.get('n_seeds', '?')} seeds).")
+        cards.append({"label": "best measured", "value": f.err(best["error"]),
+                      "sub": f"at {human(best['data_size'])} examples", "hint": size_label(best.get("model_size"))})
+    cautions.extend(d.notes)
+    return {"sentences": sentences, "cards": cards, "cautions": cautions}
+
+
+def _mult(x, pts) -> str:
+    if not pts:
+        return ""
+    return f"{x / pts[-1]['data_size']:.0f}×"
+
+
+def predictions_table(d: ReportData, f: Fmt) -> dict | None:
+    lc, sl = d.lc or {}, d.size_law or {}
+    preds = lc.get("predictions") or []
+    if not preds:
+        return None
+    sizes = {p["data_size"]: p for p in sl.get("predictions") or []}
+    rows = []
+    for p in preds:
+        sp = sizes.get(p["data_size"], {})
+        rows.append([count(p["data_size"]), _mult(p["data_size"], d.points), f.err(p.get("value")),
+                     f.err_ci([p.get("lo"), p.get("hi")]),
+                     human(sp["value"]) if sp.get("value") else "n/a",
+                     f"[{human(sp['lo'])}, {human(sp['hi'])}]" if sp.get("lo") and sp.get("hi") else ""])
+    return {"head": ["training examples", "× largest", "predicted dev error", "90% interval",
+                     "best model params", "90% interval"], "rows": rows}
+
+
+def laws_table(d: ReportData) -> list[dict]:
+    out = []
+    for title, law in (("Learning curve", d.lc), ("Model-size law", d.size_law)):
+        if not law:
+            continue
+        rows = [[k, _num(v, 4), _fmt_ci4((law.get("ci") or {}).get(k))]
+                for k, v in (law.get("params") or {}).items()]
+        rows.append(["exponent", _num(law.get("exponent"), 4), _fmt_ci4(law.get("exponent_ci"))])
+        scores = law.get("scores") or {}
+        chosen = ""
+        if scores:
+            chosen = "chosen by extrapolation score (held-out RMSLE, lower is better): " + ", ".join(
+                f"{k} {_num(v, 3)}" for k, v in sorted(scores.items(), key=lambda kv: (kv[1] is None, kv[1] or 0)))
+        out.append({"title": title, "form": law.get("form", "?"), "formula": law.get("formula", ""),
+                    "rows": rows, "note": chosen,
+                    "fit": f"{law.get('n_points', '?')} points; "
+                           f"{'converged' if law.get('converged', True) else 'NOT converged: ' + str(law.get('message'))}"})
+    return out
+
+
+def _fmt_ci4(ci) -> str:
+    if not ci or None in ci:
+        return ""
+    return f"[{ci[0]:.4g}, {ci[1]:.4g}]"
+
+
+def best_table(d: ReportData, f: Fmt) -> dict | None:
+    """Per-subset best config and score (with train/test error when the trials have them)."""
+    if not d.points:
+        return None
+    df = d.trials
+    rows = []
+    for p in d.points:
+        ms = json.dumps(p.get("model_size"), sort_keys=True) if isinstance(p.get("model_size"), dict) \
+            else p.get("model_size")
+        sel = df[(df["data_size"] == p["data_size"]) & (df["status"] == "ok")]
+        if ms is not None and "model_size" in sel:
+            sel = sel[sel["model_size"] == ms]
+        tr = sel["final_train_error"].median() if len(sel) else None
+        te = sel["test_error"].median() if len(sel) else None
+        rows.append([count(p["data_size"]), size_label(p.get("model_size")), human(p.get("params") or 0),
+                     f.err(p["error"]), f"{f.err(p.get('error_lo'))} – {f.err(p.get('error_hi'))}",
+                     str(p.get("n_seeds", "")), f.err(_f(tr)), f.err(_f(te))])
+    return {"head": ["training examples", "best model", "params", "dev error (median)", "seed range",
+                     "seeds", "train error", "test error"], "rows": rows}
+
+
+def _f(v):
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+TRIAL_COLS = [("status", "status"), ("data_size", "examples"), ("_size", "model"), ("params", "params"),
+              ("seed", "seed"), ("min_dev_error", "min dev error"), ("best_epoch", "best epoch"),
+              ("epochs", "epochs"), ("final_train_error", "train error"), ("test_error", "test error"),
+              ("wall_time", "wall s"), ("id", "id")]
+
+
+def trials_table(d: ReportData, f: Fmt) -> dict:
+    """All trials; each cell is (text, sort key) so the HTML table can sort numerically."""
+    df = d.trials
+    tag_cols = [c for c in df.columns if c.startswith("tag_")]
+    head = [h for _, h in TRIAL_COLS] + [c[4:] for c in tag_cols]
+    rows = []
+    for r in df.to_dict("records"):
+        cells = []
+        for key, _ in TRIAL_COLS:
+            v = r.get(key)
+            if key == "_size":
+                cells.append((size_label(r.get("model_size")), r.get("params") or 0))
+            elif key in ("min_dev_error", "final_train_error", "test_error"):
+                v = _f(v)
+                cells.append((f.err(v), v if v is not None else ""))
+            elif key == "params":
+                v = _f(v)
+                cells.append((human(v) if v is not None else "", v if v is not None else ""))
+            elif key == "wall_time":
+                v = _f(v)
+                cells.append((f"{v:.1f}" if v is not None else "", v if v is not None else ""))
+            elif key == "id":
+                cells.append((str(v or ""), str(v or "")))
+            else:
+                v = _f(v) if key != "status" else v
+                txt = "" if v is None else (str(int(v)) if isinstance(v, float) and v == int(v) else str(v))
+                cells.append((txt, v if v is not None else ""))
+        for c in tag_cols:
+            v = r.get(c)
+            v = "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
+            cells.append((str(v), v if isinstance(v, (int, float)) else str(v)))
+        rows.append(cells)
+    return {"head": head, "rows": rows}
+
+
+def failed_table(d: ReportData) -> dict | None:
+    df = d.trials
+    bad = df[df["status"] != "ok"] if len(df) else df
+    if not len(bad):
+        return None
+    rows = [[str(r["status"]), count(r["data_size"]), size_label(r["model_size"]), str(r["seed"]),
+             str(r.get("error") or "(no reason recorded)")] for r in bad.to_dict("records")]
+    return {"head": ["status", "examples", "model", "seed", "reason"], "rows": rows}
+
+
+def environment(d: ReportData) -> list[list[str]]:
+    info = dict(d.study.get("info") or {})
+    rows = []
+    wall = d.summary.get("wall_time_s", info.pop("wall_time_total", None))
+    info.pop("wall_time_total", None)
+    if wall is not None:
+        rows.append(["wall time (all runs)", _duration(wall)])
+    last = info.pop("last_run_wall_time", None)
+    if last is not None:
+        rows.append(["wall time (last run)", _duration(last)])
+    for k in ("started_at", "updated_at"):
+        if d.study.get(k):
+            rows.append([k.replace("_", " "), _when(d.study[k])])
+    if d.summary.get("device") and "device" not in info:
+        rows.append(["device", str(d.summary["device"])])
+    rows += [[str(k), v if isinstance(v, str) else json.dumps(v)] for k, v in info.items()]
+    if d.study.get("source"):
+        rows.append(["study source", str(d.study["source"])])
+    return rows
+
+
+def _duration(s) -> str:
+    s = float(s)
+    if s < 90:
+        return f"{s:.1f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _when(t) -> str:
+    try:
+        return _dt.datetime.fromtimestamp(float(t)).strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return str(t)
+
+
+def subtitle(d: ReportData) -> str:
+    cfg = d.study.get("config") or {}
+    t = d.summary.get("trials") or {}
+    parts = []
+    data = cfg.get("data") or {}
+    if data.get("name"):
+        parts.append(f"data {data['name']}")
+    model = cfg.get("model") or {}
+    if model.get("family"):
+        parts.append(f"model {model['family']}")
+    if d.points:
+        parts.append(f"{len(d.points)} subsets, {count(d.points[0]['data_size'])}–{count(d.points[-1]['data_size'])} examples")
+    if t.get("total") is not None:
+        extra = ", ".join(f"{t[k]} {k}" for k in ("diverged", "failed") if t.get(k))
+        parts.append(f"{t['total']} trials" + (f" ({extra})" if extra else ""))
+    if cfg.get("seeds"):
+        parts.append(f"{cfg['seeds']} seeds each")
+    return " · ".join(parts)
