@@ -45,6 +45,46 @@ class ReportData:
         return self.summary.get("model_size_law") or None
 
     @property
+    def floor(self) -> dict | None:
+        """{"value", "ci"} of the irreducible error: summary.json's `floor` (the floor form that
+        extrapolates best), else the learning curve's own floor; None for a form without one."""
+        fl = self.summary.get("floor")
+        if isinstance(fl, dict) and _num(fl.get("value")) is not None:
+            return {"value": _num(fl["value"]), "ci": fl.get("ci90") or fl.get("ci"), "form": fl.get("form"),
+                    "irreducible_start": _num(fl.get("irreducible_start"))}
+        lc = self.lc or {}
+        reg = lc.get("regions") or {}
+        if lc.get("form") in (None, "pow", "model_size") or _num(reg.get("floor")) is None:
+            return None
+        return {"value": _num(reg["floor"]), "ci": reg.get("floor_ci"), "form": lc.get("form"),
+                "irreducible_start": _num(reg.get("irreducible_start"))}
+
+    @property
+    def regions(self) -> dict:
+        """small_data_end (learning curve) and irreducible_start (floor form, as the floor line)."""
+        reg = (self.lc or {}).get("regions") or {}
+        fl = self.floor or {}
+        return {"small_data_end": _num(reg.get("small_data_end")),
+                "irreducible_start": fl.get("irreducible_start", _num(reg.get("irreducible_start")))}
+
+    @property
+    def is_rate(self) -> bool:
+        """Error rates (shown as %) unless summary.json names another metric (e.g. bits per char)."""
+        m = str(self.summary.get("metric") or "error")
+        ys = [p["error"] for p in self.points] or [0.5]
+        return ("bits" not in m and "loss" not in m) and max(ys) <= 1
+
+    @property
+    def metric_label(self) -> str:
+        m = str(self.summary.get("metric") or "")
+        return "dev bits per character" if "bits" in m else ("dev loss" if "loss" in m else "dev error")
+
+    @property
+    def data_unit(self) -> str:
+        cpe = self.summary.get("chars_per_example")  # charlm: an example is a window of characters
+        return f"training examples of {cpe} characters," if cpe else "training examples"
+
+    @property
     def random_guess(self) -> float | None:
         return _num(self.summary.get("random_guess_error"))
 
@@ -151,13 +191,38 @@ def gather(folder: str | Path, *, study: str | None = None, refit: bool = True) 
             data.lc_fit = _refit(points, form, data.random_guess, notes, "learning curve")
         if data.size_law is not None or "model_size_law" not in summary:
             data.size_fit = _refit_size(points, notes)
-        for level, f in (summary.get("factors") or {}).items():
+        # summary.json missing: the words come from the refits (same shape as summary.json's laws)
+        largest = points[-1]["data_size"] if points else None
+        if "learning_curve" not in summary and data.lc_fit is not None:
+            summary["learning_curve"] = law_dict(data.lc_fit, largest)
+        if "model_size_law" not in summary and data.size_fit is not None:
+            summary["model_size_law"] = law_dict(data.size_fit, largest)
+        for level, f in factor_levels(summary).items():
             pts = sorted((f or {}).get("points") or [], key=lambda p: p["data_size"])
             form = ((f or {}).get("learning_curve") or {}).get("form") or "auto"
             data.factors[str(level)] = {
                 "points": pts, "summary": (f or {}).get("learning_curve"),
                 "fit": _refit(pts, form, data.random_guess, notes, f"factor {level}") if pts else None}
     return data
+
+
+def law_dict(fit, largest: int, factors=(2, 4, EXTRAPOLATE)) -> dict:
+    """CurveFit -> the dict summary.json stores (to_dict + predictions at multiples of the largest size)."""
+    d = fit.to_dict()
+    xs = np.array([largest * k for k in factors], float)
+    pr = fit.predict(xs, interval=0.9)
+    d["predictions"] = [{"data_size": int(x), "value": _num(v), "lo": _num(lo), "hi": _num(hi)}
+                        for x, v, lo, hi in zip(xs, pr.y, pr.lo, pr.hi)]
+    return d
+
+
+def factor_levels(summary: dict) -> dict:
+    """level -> {points, learning_curve, ...}: summary.json's `factor.levels` (or a plain `factors`)."""
+    fac = summary.get("factor")
+    if isinstance(fac, dict) and isinstance(fac.get("levels"), dict):
+        return fac["levels"]
+    fac = summary.get("factors")
+    return fac if isinstance(fac, dict) else {}
 
 
 def curves_by_size(df: pd.DataFrame) -> list[dict]:

@@ -28,22 +28,18 @@ def context(d: ReportData, plots: dict[str, bytes]) -> dict:
     """Everything the template shows; shared with tests (plain data, nothing escaped yet)."""
     from scalinglab import __version__
 
-    f = words.Fmt(_pct(d))
+    f = words.Fmt(d.is_rate)
     cfg = d.study.get("config") or {}
     return {
         "name": d.name, "description": cfg.get("description") or "", "subtitle": words.subtitle(d),
         "head": words.headline(d, f), "preds": words.predictions_table(d, f), "laws": words.laws_table(d),
+        "factor": words.factor_section(d, f), "weighting": words.weighting_table(d, f),
         "best": words.best_table(d, f), "failed": words.failed_table(d), "trials": words.trials_table(d, f),
         "config_json": json.dumps(cfg, indent=2, sort_keys=False, default=str),
         "env": words.environment(d), "extrapolate": EXTRAPOLATE, "version": __version__,
         "written": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "folder": str(d.folder),
         "plots": {k: base64.b64encode(v).decode("ascii") for k, v in plots.items()},
     }
-
-
-def _pct(d: ReportData) -> bool:
-    ys = [p["error"] for p in d.points] or [0.5]
-    return str((d.study.get("config") or {}).get("metric", "error")) == "error" and max(ys) <= 1
 
 
 def render(d: ReportData, plots: dict[str, bytes]) -> str:

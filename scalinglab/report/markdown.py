@@ -10,7 +10,6 @@ import json
 
 from scalinglab.report import words
 from scalinglab.report.data import EXTRAPOLATE, ReportData
-from scalinglab.report.html import _pct
 
 CAPTIONS = {
     "learning_curve": ("Learning curve", f"every trial (grey), best model per subset (median, seed range), "
@@ -35,7 +34,7 @@ def table(head, rows) -> str:
 
 
 def render(d: ReportData, plots: dict[str, bytes], plot_dir: str = "plots") -> str:
-    f = words.Fmt(_pct(d))
+    f = words.Fmt(d.is_rate)
     head = words.headline(d, f)
     cfg = d.study.get("config") or {}
     md = [f"# {esc(d.name)}", ""]
@@ -56,6 +55,14 @@ def render(d: ReportData, plots: dict[str, bytes], plot_dir: str = "plots") -> s
         md += [f"### {law['title']}: {esc(law['form'])}", "", f"`{law['formula']}`", "",
                table(["parameter", "estimate", "90% CI"], law["rows"]), "",
                esc(law["fit"] + ("; " + law["note"] if law["note"] else "")), ""]
+    fac = words.factor_section(d, f)
+    if fac:
+        md += [f"## Factor: {esc(fac['name'])}", ""] + ([f"**{esc(fac['verdict'])}**", ""] if fac["verdict"] else [])
+        md += [table(fac["head"], fac["rows"]), ""] + [esc(r) + "  " for r in fac["ratios"]] + [""]
+    wt = words.weighting_table(d, f)
+    if wt:
+        md += ["## Auxiliary-data weighting", "", esc(wt["selection"]), "", table(wt["head"], wt["rows"]), ""]
+        md += [f"- {esc(x)}" for x in wt["findings"]] + [""]
     best = words.best_table(d, f)
     if best:
         md += ["## Best configuration per subset", "", table(best["head"], best["rows"]), ""]

@@ -97,9 +97,7 @@ def _band(fit, lo_x, hi_x, n=200):
 
 
 def _pct_axis(data: ReportData) -> bool:
-    """Errors are rates in [0, 1] when the metric is an error rate."""
-    ys = [p["error"] for p in data.points] or [0.5]
-    return str(data.study.get("config", {}).get("metric", "error")) == "error" and max(ys) <= 1
+    return data.is_rate
 
 
 # --- figures ---------------------------------------------------------------------------------------
@@ -114,8 +112,9 @@ def learning_curve(data: ReportData) -> bytes | None:
     ylo = np.array([p.get("error_lo", p["error"]) for p in pts], float)
     yhi = np.array([p.get("error_hi", p["error"]) for p in pts], float)
     lc, fit = data.lc or {}, data.lc_fit
-    regions = lc.get("regions") or {}
-    floor, floor_ci = regions.get("floor"), regions.get("floor_ci")
+    regions = data.regions
+    fl = data.floor or {}
+    floor, floor_ci = fl.get("value"), fl.get("ci")
     rg, pct = data.random_guess, _pct_axis(data)
 
     xlo, xhi = x.min() / 1.6, x.max() * (EXTRAPOLATE * 1.5 if fit is not None else 1.6)
@@ -132,8 +131,8 @@ def learning_curve(data: ReportData) -> bytes | None:
                 ymax = max(ymax, min(float(np.nanmax(bhi)), ymax * 1.5))
                 band = (xs, blo, bhi)
         ylim = (ymin / 1.25, ymax * 1.2)
-        _log_axes(ax, *ylim, pct=pct, xlabel="training examples m (log scale)",
-                  ylabel="dev error (log scale)")
+        _log_axes(ax, *ylim, pct=pct, xlabel=f"{data.data_unit} m (log scale)",
+                  ylabel=f"{data.metric_label} (log scale)")
         ax.set_xlim(xlo, xhi)
 
         # regions of the fitted curve: small data | power law | irreducible
@@ -158,7 +157,7 @@ def learning_curve(data: ReportData) -> bytes | None:
         if rg and ylim[0] < rg < ylim[1] * 1.01:
             hline(rg, RED, (0, (6, 3)), f"random guess {_pct(rg) if pct else f'{rg:.3g}'}")
         if floor and floor > ylim[0]:
-            lab = f"floor {_pct(floor) if pct else f'{floor:.3g}'}"
+            lab = f"floor {_pct(floor) if pct else f'{floor:.3g}'}" + (f" ({fl['form']})" if fl.get("form") else "")
             if floor_ci and None not in floor_ci:
                 flo = max(floor_ci[0], ylim[0])
                 ax.axhspan(flo, floor_ci[1], color=GREEN, alpha=0.08, lw=0, zorder=0)
@@ -193,7 +192,6 @@ def learning_curve(data: ReportData) -> bytes | None:
                 ax.annotate(txt, (p["data_size"], v), xytext=(-8, 14), textcoords="offset points",
                             ha="right", fontsize=9, color=BLUE)
         ax.legend(loc="lower left", fontsize=8.5)
-        ax.set_title("Learning curve: dev error vs training data", loc="left")
         return _png(fig)
 
 
@@ -208,8 +206,8 @@ def per_size(data: ReportData) -> bytes | None:
         return None
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(6.4, 4.6))
-        _log_axes(ax, allv.min() / 1.15, allv.max() * 1.15, pct=pct, xlabel="training examples m",
-                  ylabel="dev error")
+        _log_axes(ax, allv.min() / 1.15, allv.max() * 1.15, pct=pct, xlabel=f"{data.data_unit} m",
+                  ylabel=data.metric_label)
         cmap = plt.get_cmap("viridis")
         lp = np.log([max(c["params"], 1) for c in curves])
         span = (lp.max() - lp.min()) or 1.0
@@ -219,7 +217,6 @@ def per_size(data: ReportData) -> bytes | None:
                         fmt="-o", ms=4, lw=1.6, capsize=2, color=col,
                         label=f"{c['label']} ({human(c['params'])} params)")
         ax.legend(loc="best", fontsize=8, ncol=1 if len(curves) <= 8 else 2)
-        ax.set_title("Curves per model size", loc="left")
         return _png(fig)
 
 
@@ -258,10 +255,9 @@ def model_size(data: ReportData) -> bytes | None:
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, which="major")
-        ax.set_xlabel("training examples m")
+        ax.set_xlabel(f"{data.data_unit} m")
         ax.set_ylabel("parameters of the best model")
         ax.legend(loc="upper left", fontsize=8)
-        ax.set_title("Model size vs data", loc="left")
         return _png(fig)
 
 
@@ -276,8 +272,8 @@ def factors(data: ReportData) -> bytes | None:
         return None
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(9.6, 5.0))
-        _log_axes(ax, min(ally) / 1.3, max(ally) * 1.25, pct=pct, xlabel="training examples m",
-                  ylabel="dev error")
+        _log_axes(ax, min(ally) / 1.3, max(ally) * 1.25, pct=pct, xlabel=f"{data.data_unit} m",
+                  ylabel=data.metric_label)
         ax.set_xlim(min(allx) / 1.5, max(allx) * 2.5)
         colors = plt.get_cmap("tab10")
         for i, (level, v) in enumerate(sorted(levels.items())):
@@ -298,7 +294,6 @@ def factors(data: ReportData) -> bytes | None:
                 if blo is not None:
                     ax.fill_between(xs, blo, bhi, color=col, alpha=0.10, lw=0)
         ax.legend(loc="best", fontsize=9, title="factor level: exponent [90% CI]", title_fontsize=9)
-        ax.set_title("Factor comparison: same slope (a shift) or a different exponent?", loc="left")
         return _png(fig)
 
 

@@ -58,6 +58,7 @@ def count(n) -> str:
 
 
 def region_of(x: float, regions: dict) -> str | None:
+    """Which region of the fitted curve a data size lies in (None when the fit has no regions)."""
     s, i = regions.get("small_data_end"), regions.get("irreducible_start")
     if s is None and i is None:
         return None
@@ -83,29 +84,33 @@ def headline(d: ReportData, f: Fmt) -> dict:
     best = min(pts, key=lambda p: p["error"]) if pts else None
     if lc:
         e, eci = lc.get("exponent"), lc.get("exponent_ci")
-        reg = lc.get("regions") or {}
-        floor, fci = reg.get("floor"), reg.get("floor_ci")
+        reg = d.regions
+        fl = d.floor or {}
+        floor, fci = fl.get("value"), fl.get("ci")
         s = f"Dev error falls as m^{_num(e, 2)}" if e is not None else "A learning curve was fitted"
         if _ci(eci):
             s += f" (90% CI {_ci(eci)})"
-        if floor is not None and lc.get("form") != "pow":
+        if floor is not None:
             s += f"; the floor is {f.err(floor)} {f.err_ci(fci)}".rstrip()
-        elif lc.get("form") == "pow":
-            s += "; the fitted form (pure power law) has no floor"
+        else:
+            s += "; the fitted form has no floor"
         sentences.append(s + ".")
         cards.append({"label": "learning-curve exponent", "value": _num(e, 2), "sub": _ci(eci) or "",
                       "hint": f"Hestness et al.: {HESTNESS_EXPONENTS}"})
-        if floor is not None and lc.get("form") != "pow":
+        if floor is not None:
             cards.append({"label": "irreducible floor", "value": f.err(floor), "sub": f.err_ci(fci),
-                          "hint": "error left at infinite data"})
+                          "hint": "left at infinite data" + (f" ({fl['form']} fit)" if fl.get("form") else "")})
+        if d.bayes is not None and floor is not None:
+            sentences.append(f"The data set's known Bayes error is {f.err(d.bayes)}.")
         if pts:
             where = region_of(pts[-1]["data_size"], reg)
             if where:
                 sentences.append(f"The largest subset ({count(pts[-1]['data_size'])} examples) lies in the "
                                  f"{where} region: {REGION_ADVICE[where]}.")
-        if e is not None and eci and None not in eci and (eci[1] - eci[0]) > abs(e):
-            cautions.append(f"The exponent is poorly determined (90% CI {_ci(eci)} is wider than the "
-                            f"estimate): more data sizes or seeds would pin it down.")
+        if _loose(e, eci):
+            cautions.append(f"The learning-curve exponent is poorly determined (90% CI {_ci(eci)}): "
+                            "more data sizes, a wider range of them, or more seeds would pin it down; "
+                            "read the predictions with their intervals.")
         if lc.get("converged") is False:
             cautions.append(f"The learning-curve fit did not converge ({lc.get('message', '')}).")
         cal = lc.get("calibration") or {}
@@ -122,6 +127,8 @@ def headline(d: ReportData, f: Fmt) -> dict:
         sentences.append(f"The best model grows as m^{_num(sl['exponent'], 2)} "
                          f"{('(90% CI ' + _ci(sl.get('exponent_ci')) + ')') if _ci(sl.get('exponent_ci')) else ''}"
                          f" in parameters (Hestness et al.: {HESTNESS_SIZE}).".replace("  ", " "))
+        if _loose(sl["exponent"], sl.get("exponent_ci")):
+            cautions.append(f"The model-size exponent is poorly determined (90% CI {_ci(sl.get('exponent_ci'))}).")
         cards.append({"label": "model-size exponent", "value": _num(sl["exponent"], 2),
                       "sub": _ci(sl.get("exponent_ci")), "hint": f"Hestness et al.: {HESTNESS_SIZE}"})
     preds = (lc or {}).get("predictions") or []
@@ -141,6 +148,17 @@ def headline(d: ReportData, f: Fmt) -> dict:
                       "sub": f"at {human(best['data_size'])} examples", "hint": size_label(best.get("model_size"))})
     cautions.extend(d.notes)
     return {"sentences": sentences, "cards": cards, "cautions": cautions}
+
+
+def _loose(e, ci) -> bool:
+    """An estimate whose interval crosses zero, spans a factor > 3, or ends at the estimate (a bound)."""
+    if e is None or not ci or None in ci:
+        return False
+    lo, hi = ci
+    if lo <= 0 <= hi:
+        return True
+    at_edge = min(abs(e - lo), abs(e - hi)) <= 1e-6 * max(abs(e), 1e-12)
+    return at_edge or max(abs(lo), abs(hi)) > 3 * min(abs(lo), abs(hi))
 
 
 def _mult(x, pts) -> str:
@@ -197,20 +215,22 @@ def best_table(d: ReportData, f: Fmt) -> dict | None:
     if not d.points:
         return None
     df = d.trials
+    hp = [k for k in ("lr", "weight_decay") if any(p.get(k) is not None for p in d.points)]
     rows = []
     for p in d.points:
-        ms = json.dumps(p.get("model_size"), sort_keys=True) if isinstance(p.get("model_size"), dict) \
-            else p.get("model_size")
-        sel = df[(df["data_size"] == p["data_size"]) & (df["status"] == "ok")]
-        if ms is not None and "model_size" in sel:
-            sel = sel[sel["model_size"] == ms]
-        tr = sel["final_train_error"].median() if len(sel) else None
-        te = sel["test_error"].median() if len(sel) else None
-        rows.append([count(p["data_size"]), size_label(p.get("model_size")), human(p.get("params") or 0),
-                     f.err(p["error"]), f"{f.err(p.get('error_lo'))} – {f.err(p.get('error_hi'))}",
-                     str(p.get("n_seeds", "")), f.err(_f(tr)), f.err(_f(te))])
-    return {"head": ["training examples", "best model", "params", "dev error (median)", "seed range",
-                     "seeds", "train error", "test error"], "rows": rows}
+        tr, te = _f(p.get("train_error")), _f(p.get("test_error"))
+        if (tr is None or te is None) and len(df):  # older summaries: the medians from the trials
+            ms = p.get("model_size")
+            ms = json.dumps(ms, sort_keys=True) if isinstance(ms, dict) else ms
+            sel = df[(df["data_size"] == p["data_size"]) & (df["status"] == "ok") & (df["model_size"] == ms)]
+            tr = _f(sel["final_train_error"].median()) if len(sel) and tr is None else tr
+            te = _f(sel["test_error"].median()) if len(sel) and te is None else te
+        rows.append([count(p["data_size"]), size_label(p.get("model_size")), human(p.get("params") or 0)]
+                    + [_num(_f(p.get(k)), 3) for k in hp]
+                    + [f.err(p["error"]), f"{f.err(p.get('error_lo'))} – {f.err(p.get('error_hi'))}",
+                       str(p.get("n_seeds", "")), f.err(tr), f.err(te)])
+    return {"head": ["training examples", "best model", "params"] + [k.replace("_", " ") for k in hp]
+            + ["dev error (median)", "seed range", "seeds", "train error", "test error"], "rows": rows}
 
 
 def _f(v):
@@ -230,8 +250,11 @@ TRIAL_COLS = [("status", "status"), ("data_size", "examples"), ("_size", "model"
 def trials_table(d: ReportData, f: Fmt) -> dict:
     """All trials; each cell is (text, sort key) so the HTML table can sort numerically."""
     df = d.trials
-    tag_cols = [c for c in df.columns if c.startswith("tag_")]
-    head = [h for _, h in TRIAL_COLS] + [c[4:] for c in tag_cols]
+    # hyperparameters only when the study varied them (a search), tags always
+    hp_cols = [c for c in ("optimizer", "lr", "weight_decay", "batchnorm")
+               if c in df.columns and df[c].astype(str).nunique() > 1]
+    tag_cols = hp_cols + [c for c in df.columns if c.startswith("tag_")]
+    head = [h for _, h in TRIAL_COLS] + [c[4:] if c.startswith("tag_") else c.replace("_", " ") for c in tag_cols]
     rows = []
     for r in df.to_dict("records"):
         cells = []
@@ -327,3 +350,47 @@ def subtitle(d: ReportData) -> str:
     if cfg.get("seeds"):
         parts.append(f"{cfg['seeds']} seeds each")
     return " · ".join(parts)
+
+
+def factor_section(d: ReportData, f: Fmt) -> dict | None:
+    """Per level: exponent, floor, error at the largest size; the verdict of summary.json's comparison."""
+    from scalinglab.report.data import factor_levels
+
+    levels = factor_levels(d.summary)
+    if not levels:
+        return None
+    fac = d.summary.get("factor") if isinstance(d.summary.get("factor"), dict) else {}
+    rows = []
+    for level, v in levels.items():
+        v = v or {}
+        lc, pts = v.get("learning_curve") or {}, v.get("points") or []
+        fl = v.get("floor") if isinstance(v.get("floor"), dict) else {}
+        last = pts[-1] if pts else None
+        rows.append([str(level), _num(lc.get("exponent"), 2), _ci(lc.get("exponent_ci")),
+                     f.err(_f(fl.get("value"))) if fl else "n/a", f.err_ci(fl.get("ci90")) if fl else "",
+                     f"{f.err(last['error'])} at {count(last['data_size'])}" if last else "n/a"])
+    comp = fac.get("comparison") or {}
+    ratios = [f"{k[len('error_ratio_'):].replace('_over_', ' / ')}: {_num(v, 3)}×"
+              for k, v in comp.items() if k.startswith("error_ratio_") and v is not None]
+    return {"name": str(fac.get("name") or "factor"), "verdict": str(comp.get("verdict") or ""),
+            "ratios": ratios,
+            "head": ["level", "exponent", "90% CI", "floor", "90% CI", "best at largest subset"], "rows": rows}
+
+
+def weighting_table(d: ReportData, f: Fmt) -> dict | None:
+    """Auxiliary-data weighting study: the best weight w per data size and model size."""
+    w = d.summary.get("weighting")
+    if not isinstance(w, dict) or not w.get("by_data_size"):
+        return None
+    rows, findings = [], []
+    for g in w["by_data_size"]:
+        for m in g.get("models") or []:
+            rows.append([count(g.get("data_size", 0)), count(g.get("aux_size", 0)), str(m.get("label", "")),
+                         human(m.get("params") or 0), _num(_f(m.get("best_weight")), 3),
+                         f.err(_f(m.get("best_dev_error"))), f.err(_f(m.get("test_error_at_best"))),
+                         f.err(_f(m.get("test_error_w0")))])
+        if g.get("finding"):
+            findings.append(f"{count(g.get('data_size', 0))} examples: {g['finding']}")
+    return {"head": ["examples", "auxiliary examples", "model", "params", "best w", "dev error at best w",
+                     "test error at best w", "test error at w=0"], "rows": rows, "findings": findings,
+            "selection": str(w.get("selection") or "")}
