@@ -131,7 +131,7 @@ def test_markdown_report(study):
     for name in re.findall(r"\]\((plots/[a-z_]+\.png)\)", md):
         assert (study / name).stat().st_size > 5000
     assert "plots/learning_curve.png" in md
-    prose = re.sub(r"```json.*?```", "", md, flags=re.S)  # inside a code fence the raw text is inert
+    prose = re.sub(r"```json.*?```", "", md, flags=re.DOTALL)  # inside a code fence the raw text is inert
     assert XSS not in prose and "&lt;script&gt;" in prose
     assert "loss became NaN at epoch 3 \\| lr too high" in md  # a pipe cannot break the table
 

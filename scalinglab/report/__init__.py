@@ -44,4 +44,4 @@ def write_report(folder: str | Path, fmt: str = "html", *, study: str | None = N
     return path
 
 
-__all__ = ["write_report", "FORMATS"]
+__all__ = ["FORMATS", "write_report"]

@@ -20,6 +20,8 @@ import pandas as pd
 
 from scalinglab.errors import UserError
 
+# what a refit may raise on odd points (FitError is a UserError); anything else is a bug and propagates
+FIT_ERRORS = (UserError, ValueError, ArithmeticError, np.linalg.LinAlgError)
 EXTRAPOLATE = 8  # the learning curve is drawn (dashed) out to this multiple of the largest subset
 
 
@@ -134,7 +136,7 @@ def _refit(points: list[dict], form: str, y0: float | None, notes: list[str], wh
     groups = [p.get("seed_errors") or [p["error"]] for p in points]
     try:
         return fit_curve(x, y, form=form, weights=w, y0=y0, groups_y=groups)
-    except Exception as e:  # a report must still be written; say why the band is missing
+    except FIT_ERRORS as e:  # a report must still be written; say why the band is missing
         notes.append(f"{what}: the fit could not be rebuilt ({e})")
         return None
 
@@ -147,7 +149,7 @@ def _refit_size(points: list[dict], notes: list[str]):
         return None
     try:
         return fit_model_size([p["data_size"] for p in pts], [p["params"] for p in pts])
-    except Exception as e:
+    except FIT_ERRORS as e:
         notes.append(f"model-size law: the fit could not be rebuilt ({e})")
         return None
 
@@ -173,7 +175,7 @@ def gather(folder: str | Path, *, study: str | None = None, refit: bool = True) 
     notes: list[str] = []
     if summary is None or summary.get("study") != name:
         notes.append("summary.json missing: points rebuilt from the trials; random-guess level unknown")
-        summary = {"study": name, "trials": {"total": int(len(df)),
+        summary = {"study": name, "trials": {"total": len(df),
                                               **df["status"].value_counts().to_dict()}}
     points = summary.get("points")
     if not points:

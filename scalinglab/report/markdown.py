@@ -12,8 +12,9 @@ from scalinglab.report import words
 from scalinglab.report.data import EXTRAPOLATE, ReportData
 
 CAPTIONS = {
-    "learning_curve": ("Learning curve", f"every trial (grey), best model per subset (median, seed range), "
-                       f"fitted law with 90% band, extrapolation to {EXTRAPOLATE}x dashed, regions shaded"),
+    "learning_curve": ("Learning curve", (f"every trial (grey), best model per subset (median, seed range), "
+                                          f"fitted law with 90% band, extrapolation to {EXTRAPOLATE}x dashed, "
+                                          "regions shaded")),
     "model_size_curves": ("Curves per model size", "dev error vs data for each model size"),
     "model_size": ("Model size vs data", "best-fit parameters vs data with the fitted law"),
     "factors": ("Factor comparison", "one learning curve per factor level"),

@@ -13,11 +13,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # never a window: reports are written by servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
-from scalinglab.report.data import EXTRAPOLATE, ReportData, curves_by_size  # noqa: E402
+from scalinglab.report.data import EXTRAPOLATE, ReportData, curves_by_size
 
 DPI = 110
 INK = "#1f2933"
@@ -26,7 +26,7 @@ ORANGE = "#d9822b"
 RED = "#c23030"
 GREEN = "#0f9960"
 GREY = "#8a9ba8"
-REGION = {"small data": "#fbe3c8", "power law": "#dcebfb", "irreducible": "#e1e8ed"}
+REGION = {"small data": "#fbe3c8", "power law": "#e3f2e6", "irreducible": "#e1e8ed"}
 
 STYLE = {
     "font.size": 10, "axes.titlesize": 12, "axes.titleweight": "bold", "axes.labelsize": 10,
@@ -50,6 +50,10 @@ def human(n: float) -> str:
 
 def _pct(v: float) -> str:
     p = 100 * v
+    if p == 0:
+        return "0%"
+    if p < 0.01:
+        return "≈0%"
     return f"{p:.0f}%" if p >= 10 else (f"{p:.1f}%" if p >= 1 else f"{p:.2g}%")
 
 
@@ -89,7 +93,7 @@ def _band(fit, lo_x, hi_x, n=200):
     xs = np.geomspace(lo_x, hi_x, n)
     try:
         pr = fit.predict(xs, interval=0.9)
-    except Exception:  # a fit whose bootstrap failed still has a point curve
+    except (ValueError, ArithmeticError):  # a fit whose bootstrap failed still has a point curve
         y = fit.predict(xs)
         return xs, y, None, None
     ok = np.isfinite(pr.y)
@@ -118,13 +122,16 @@ def learning_curve(data: ReportData) -> bytes | None:
     rg, pct = data.random_guess, _pct_axis(data)
 
     xlo, xhi = x.min() / 1.6, x.max() * (EXTRAPOLATE * 1.5 if fit is not None else 1.6)
-    vals = list(y) + list(ok["min_dev_error"]) + [v for v in (rg, floor, data.bayes) if v and v > 0]
+    # the axis follows the data; a level far below it (a floor fitted at ~0) is named, not drawn
+    dmin = min(list(y) + list(ok["min_dev_error"]))
+    vals = list(y) + list(ok["min_dev_error"]) + [v for v in (rg, floor, data.bayes) if v and v > dmin / 3]
+    vals += [p["value"] for p in lc.get("predictions") or [] if p.get("value") and p["value"] > dmin / 5]
     ymin, ymax = min(vals), max(vals)
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(9.6, 5.4))
         band = None
         if fit is not None:
-            xs, yf, blo, bhi = _band(fit, x.min() / 1.4, x.max() * EXTRAPOLATE)
+            xs, _, blo, bhi = _band(fit, x.min() / 1.4, x.max() * EXTRAPOLATE)
             if blo is not None:
                 # the band may run to ~0 far out; keep the axis on the data, not the band's tail
                 ymin = min(ymin, max(float(np.nanmin(blo)), ymin / 3))
@@ -146,24 +153,28 @@ def learning_curve(data: ReportData) -> bytes | None:
                 ax.axvspan(l, r, color=REGION[name], alpha=0.5, lw=0, zorder=0)
                 frac = math.log(r / l) / math.log(xhi / xlo)
                 if frac > 0.09:
-                    ax.text(math.sqrt(l * r), 0.985, name, transform=ax.get_xaxis_transform(), ha="center",
-                            va="top", fontsize=9, color="#5c7080", fontweight="bold")
+                    ax.text(math.sqrt(l * r), 0.02, name, transform=ax.get_xaxis_transform(), ha="center",
+                            va="bottom", fontsize=9, color="#5c7080", fontweight="bold")
 
         # horizontal levels
-        def hline(v, color, ls, text):
+        def hline(v, color, ls, text, va="center"):
             ax.axhline(v, color=color, ls=ls, lw=1.2, zorder=1)
-            ax.text(xhi, v, " " + text, color=color, va="center", ha="left", fontsize=9, clip_on=False)
+            ax.text(xhi, v, " " + text, color=color, va=va, ha="left", fontsize=9, clip_on=False)
 
         if rg and ylim[0] < rg < ylim[1] * 1.01:
             hline(rg, RED, (0, (6, 3)), f"random guess {_pct(rg) if pct else f'{rg:.3g}'}")
+        if floor is not None and floor <= ylim[0]:
+            ax.text(xhi, ylim[0], f" floor {_pct(floor) if pct else f'{floor:.2g}'}\n (below the axis)",
+                    color=GREEN, va="bottom", ha="left", fontsize=9, clip_on=False)
         if floor and floor > ylim[0]:
             lab = f"floor {_pct(floor) if pct else f'{floor:.3g}'}" + (f" ({fl['form']})" if fl.get("form") else "")
             if floor_ci and None not in floor_ci:
                 flo = max(floor_ci[0], ylim[0])
                 ax.axhspan(flo, floor_ci[1], color=GREEN, alpha=0.08, lw=0, zorder=0)
-            hline(floor, GREEN, (0, (2, 2)), lab)
+            hline(floor, GREEN, (0, (2, 2)), lab, va="bottom")  # above the Bayes label when both are close
         if data.bayes and data.bayes > ylim[0]:
-            hline(data.bayes, "#7157d9", (0, (1, 2)), f"Bayes error {_pct(data.bayes) if pct else data.bayes}")
+            hline(data.bayes, "#7157d9", (0, (1, 2)), f"Bayes error {_pct(data.bayes) if pct else data.bayes}",
+                  va="top")
 
         # every trial, faint; then the per-subset best medians with the seed spread
         if len(ok):
@@ -189,9 +200,10 @@ def learning_curve(data: ReportData) -> bytes | None:
                 txt = f"{EXTRAPOLATE}× data: {_pct(v) if pct else f'{v:.3g}'}"
                 if p.get("lo") is not None and p.get("hi") is not None:
                     txt += (f"\n[{_pct(p['lo'])}, {_pct(p['hi'])}]" if pct else f"\n[{p['lo']:.3g}, {p['hi']:.3g}]")
-                ax.annotate(txt, (p["data_size"], v), xytext=(-8, 14), textcoords="offset points",
-                            ha="right", fontsize=9, color=BLUE)
-        ax.legend(loc="lower left", fontsize=8.5)
+                ax.annotate(txt, (p["data_size"], v), xytext=(-10, 10), textcoords="offset points",
+                            ha="right", va="bottom", fontsize=9, color=BLUE, zorder=6,
+                            bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "none", "alpha": 0.85})
+        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.13), ncol=3, fontsize=8.5)
         return _png(fig)
 
 
@@ -234,7 +246,7 @@ def model_size(data: ReportData) -> bytes | None:
         hi_v = max(s.max(), sizes.max() if len(sizes) else s.max())
         xhi = x.max() * (EXTRAPOLATE * 1.4 if fit is not None else 1.5)
         if fit is not None:
-            xs, yf, blo, bhi = _band(fit, x.min(), x.max() * EXTRAPOLATE)
+            xs, _, blo, bhi = _band(fit, x.min(), x.max() * EXTRAPOLATE)
             if blo is not None:
                 ax.fill_between(xs, blo, bhi, color=ORANGE, alpha=0.13, lw=0, label="90% band")
                 lo_v, hi_v = min(lo_v, max(blo.min(), lo_v / 4)), max(hi_v, min(bhi.max(), hi_v * 4))

@@ -10,7 +10,7 @@ import datetime as _dt
 import json
 import math
 
-from scalinglab.report.data import EXTRAPOLATE, ReportData, size_label
+from scalinglab.report.data import ReportData, size_label
 from scalinglab.report.plots import human
 
 HESTNESS_EXPONENTS = "-0.07 to -0.35"
@@ -29,6 +29,10 @@ class Fmt:
         if not self.pct:
             return f"{v:.4g}"
         p = 100 * v
+        if p == 0:
+            return "0%"
+        if abs(p) < 0.01:  # a floor fitted at ~1e-25 reads as zero, not as "6e-23%"
+            return "≈0%"
         return f"{p:.1f}%" if p >= 1 else f"{p:.2g}%"
 
     def err_ci(self, ci) -> str:
