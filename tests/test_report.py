@@ -158,12 +158,19 @@ def test_factors_section_appears_only_with_factors(study):
     s = json.loads((study / "summary.json").read_text())
     shifted = [{**p, "error": p["error"] * 1.3, "seed_errors": [v * 1.3 for v in p["seed_errors"]]}
                for p in s["points"]]
-    s["factors"] = {"adam": {"points": s["points"], "learning_curve": s["learning_curve"]},
-                    "sgd <i>": {"points": shifted, "learning_curve": None}}
+    # the shape summarize() writes for a study with [search] factor = "optimizer"
+    s["factor"] = {"name": "optimizer",
+                   "levels": {"adam": {"points": s["points"], "learning_curve": s["learning_curve"],
+                                       "floor": s.get("floor")},
+                              "sgd <i>": {"points": shifted, "learning_curve": None, "floor": None}},
+                   "comparison": {"verdict": "same exponent within the 90% intervals: the curves shift",
+                                  "error_ratio_sgd <i>_over_adam": 1.3}}
     (study / "summary.json").write_text(json.dumps(s))
     html = write_report(study).read_text()
-    assert "Factor comparison" in html and len(_imgs(html)) == 4
+    assert "Factor comparison: optimizer" in html and len(_imgs(html)) == 4
+    assert "the curves shift" in html and "sgd &lt;i&gt;" in html
     assert (study / "plots" / "factors.png").exists()
+    assert "Factor: optimizer" in write_report(study, fmt="md").read_text()
 
 
 def test_missing_keys_never_crash(study):
