@@ -34,11 +34,14 @@ FLOOR_FORMS = ("m4", "pow_c")
 
 
 def fit_floor(points: list[dict], *, y0: float | None) -> dict:
-    """The irreducible error and its 90% interval, from the floor form that extrapolates best."""
+    """The irreducible error and its 90% interval, and the regions (where the small-data region ends
+    and the irreducible one starts), from the floor form that extrapolates best. M4 models the
+    small-data region through the random-guess error y0, so its boundaries are the meaningful ones."""
     f = fit_learning_curve(points, y0=y0, form=FLOOR_FORMS)
     r = f.regions
     return {"form": f.form, "value": r["floor"], "ci90": r["floor_ci"],
-            "irreducible_start": r["irreducible_start"], "scores": f.scores}
+            "small_data_end": r["small_data_end"], "irreducible_start": r["irreducible_start"],
+            "scores": f.scores}
 
 
 def fit_size_law(points: list[dict]):

@@ -71,6 +71,15 @@ def run(args) -> int:
                         device=args.device, progress=progress, form=args.form,
                         log=console.print, backend_options=ray_opts)
     _print_summary(console, summary, out)
+    from scalinglab.report import write_report
+
+    try:  # the trials and summary are safe on disk whatever happens here
+        console.print(f"report: {write_report(out)}")
+    except Exception as e:  # noqa: BLE001
+        if args.debug:
+            raise
+        console.print(f"[yellow]report failed ({type(e).__name__}: {e}); retry with "
+                      f"`scalinglab report {out} --debug`")
     return 0
 
 

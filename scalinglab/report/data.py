@@ -53,7 +53,8 @@ class ReportData:
         fl = self.summary.get("floor")
         if isinstance(fl, dict) and _num(fl.get("value")) is not None:
             return {"value": _num(fl["value"]), "ci": fl.get("ci90") or fl.get("ci"), "form": fl.get("form"),
-                    "irreducible_start": _num(fl.get("irreducible_start"))}
+                    "irreducible_start": _num(fl.get("irreducible_start")),
+                    "small_data_end": _num(fl.get("small_data_end"))}
         lc = self.lc or {}
         reg = lc.get("regions") or {}
         if lc.get("form") in (None, "pow", "model_size") or _num(reg.get("floor")) is None:
@@ -63,10 +64,10 @@ class ReportData:
 
     @property
     def regions(self) -> dict:
-        """small_data_end (learning curve) and irreducible_start (floor form, as the floor line)."""
+        """Both boundaries from the floor form (as the floor line), else from the learning curve."""
         reg = (self.lc or {}).get("regions") or {}
         fl = self.floor or {}
-        return {"small_data_end": _num(reg.get("small_data_end")),
+        return {"small_data_end": fl.get("small_data_end") or _num(reg.get("small_data_end")),
                 "irreducible_start": fl.get("irreducible_start", _num(reg.get("irreducible_start")))}
 
     @property
