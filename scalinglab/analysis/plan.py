@@ -68,22 +68,26 @@ def plan(df: pd.DataFrame, config: dict, target: float, *, max_flops: float | No
          form: str = "auto", device: str | None = None, where: str = "scalinglab plan") -> dict:
     """The plan as a plain dict (see the module docstring)."""
     from scalinglab.analysis.points import best_points, points_list
-    from scalinglab.analysis.summary import fit_learning_curve, fit_size_law
+    from scalinglab.analysis.summary import FLOOR_FORMS, fit_learning_curve, fit_size_law
     from scalinglab.data import load
 
-    if not (isinstance(target, (int, float)) and 0 < target < 1):
-        raise bad_value(where, "--target-error", target, "an error rate in (0, 1), e.g. 0.05")
+    y0 = load(config["data"]["name"], config["data"].get("options", {})).random_guess_error
+    # The metric's own range: an error rate below random guessing (< 1), or bits per character below
+    # log2 of the vocabulary for a language model.
+    if not (isinstance(target, (int, float)) and 0 < target < max(y0, 1.0) and math.isfinite(target)):
+        allowed = "an error rate in (0, 1), e.g. 0.05" if y0 < 1 else f"a dev loss in (0, {y0:.3g}) bits"
+        raise bad_value(where, "--target-error", target, allowed)
     if max_flops is not None and not (math.isfinite(max_flops) and max_flops > 0):
         raise bad_value(where, "--max-flops", max_flops, "a FLOP budget > 0, e.g. 1e15")
     points = points_list(best_points(df, config.get("seeds")))
     if len(points) < 4:
         raise UserError(f"{where}: {len(points)} data sizes with finished trials; allowed: at least 4 to fit "
                         f"a learning curve (let the study finish)")
-    y0 = load(config["data"]["name"], config["data"].get("options", {})).random_guess_error
     curve = fit_learning_curve(points, y0=y0, form=form)
     law = fit_size_law(points)
     M = points[-1]["data_size"]
-    r = curve.regions
+    # The floor from a floor form, as in summary.json (see summary.FLOOR_FORMS).
+    r = (curve if form != "auto" else fit_learning_curve(points, y0=y0, form=FLOOR_FORMS)).regions
     floor, floor_ci = r["floor"], r["floor_ci"]
     out = {"target_error": target, "largest_data_size": M, "best_error_measured": points[-1]["error"],
            "learning_curve": {"form": curve.form, "params": curve.params}, "floor": floor, "floor_ci": floor_ci}
@@ -93,7 +97,10 @@ def plan(df: pd.DataFrame, config: dict, target: float, *, max_flops: float | No
     if points[-1]["params"] >= largest_tried:  # the size law cannot see past the grid
         out["note"] = (f"the best-fit size at the largest data size is the largest size tried ({largest_tried:,} "
                        f"params): the model-size law is bounded by the size grid; extend it to trust the model size")
-    if floor is not None and target <= floor:
+    fl_txt = "" if floor is None else f"{floor:.4g}" + (f" [{floor_ci[0]:.4g}, {floor_ci[1]:.4g}]" if floor_ci else "")
+    # Certain only below the floor's whole interval: with a floor of 1.4% [0, 2.2%], a 1% target is
+    # improbable, not impossible.
+    if floor is not None and (target < floor_ci[0] if floor_ci else target <= floor):
         out["reachable"] = False
         out["verdict"] = (f"cannot be reached with this model family: the target {target:.4g} is at or below "
                           f"the estimated floor {floor:.4g}" + (f" [{floor_ci[0]:.4g}, {floor_ci[1]:.4g}]" if floor_ci else ""))
@@ -103,11 +110,18 @@ def plan(df: pd.DataFrame, config: dict, target: float, *, max_flops: float | No
         if inv["data_size"] is None:
             out["reachable"] = False
             out["verdict"] = f"not reached within {HORIZON:.0e} x the largest data size by the fitted curve"
+            if floor is not None and target <= floor:
+                out["verdict"] += f"; the target is below the estimated floor {fl_txt}"
         else:
             out["reachable"] = True
             m = inv["data_size"]
             out["verdict"] = "reachable" + (" (already at the data sizes measured)" if m <= M else "")
-            if floor_ci is not None and target <= floor_ci[1]:
+            if floor is not None and target <= floor:
+                out["reachable"] = False
+                out["verdict"] = (f"probably not reachable with this model family: the target is below the "
+                                  f"estimated floor {fl_txt}, although inside its interval; the fitted "
+                                  f"{curve.form} curve alone would reach it at the data size below")
+            elif floor_ci is not None and target <= floor_ci[1]:
                 out["verdict"] += (f"; but the target lies inside the floor's interval [{floor_ci[0]:.4g}, "
                                    f"{floor_ci[1]:.4g}]: it may not be reachable with this family")
             ms = [v for v in (inv["data_size_lo"], m, inv["data_size_hi"]) if v is not None]

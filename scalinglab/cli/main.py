@@ -63,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"scalinglab: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("scalinglab: interrupted; finished trials are in the store, rerun to resume",
               file=sys.stderr)

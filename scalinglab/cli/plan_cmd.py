@@ -12,7 +12,7 @@ HELP = "data, model size, compute and hours needed for a target error (and the c
 
 def register(p):
     p.add_argument("folder", help="study output folder (holds results.sqlite)")
-    p.add_argument("--target-error", type=float, required=True, metavar="E", help="target dev error in (0, 1)")
+    p.add_argument("--target-error", type=float, required=True, metavar="E", help="target dev error: a rate in (0, 1), or bits per character for a language-model study")
     p.add_argument("--max-flops", type=float, metavar="F", help="FLOP budget: compute-optimal params and data")
     p.add_argument("--study", help="study name when the folder holds several")
     p.add_argument("--form", default="auto", help="learning-curve form (default auto)")
@@ -26,8 +26,8 @@ def run(args) -> int:
     from scalinglab.errors import bad_value
 
     where = "scalinglab plan"
-    if not 0 < args.target_error < 1:  # checked before the store is opened
-        raise bad_value(where, "--target-error", args.target_error, "an error rate in (0, 1), e.g. 0.05")
+    if not args.target_error > 0:  # checked before the store is opened; the upper bound needs the data
+        raise bad_value(where, "--target-error", args.target_error, "a dev error > 0, e.g. 0.05")
     if args.max_flops is not None and not args.max_flops > 0:
         raise bad_value(where, "--max-flops", args.max_flops, "a FLOP budget > 0, e.g. 1e15")
     name, config, df = load_trials(args.folder, args.study, where)
