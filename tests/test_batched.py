@@ -170,3 +170,30 @@ def test_backends_batched_and_not_give_the_same_results():
         assert on[k]["steps"] == off[k]["steps"]
         assert abs(on[k]["min_dev_error"] - off[k]["min_dev_error"]) <= 2 / 300
     assert math.isfinite(sum(r["wall_time"] for r in on.values()))
+
+
+def test_fused_mlp_step_matches_autograd(monkeypatch):
+    # the hand-written MLP forward/backward (_FusedMLP) against autograd over forward_bmm: mixed
+    # hyper-parameters and epoch lengths, models that stop early (the group shrinks, buffers are
+    # reallocated) and, under SGD, a diverging member
+    import scalinglab.train.batched as batched
+
+    groups = [[spec(0, n=64, min_steps_per_epoch=1, max_epochs=8, lr=1e-2), spec(1, n=200, max_epochs=3),
+               spec(2, patience=1, max_epochs=30, lr=3e-2), spec(3, n=64, min_steps_per_epoch=1, max_epochs=8,
+                                                                weight_decay=0.1)],
+              [spec(0, optimizer="sgd", lr=0.05), spec(1, optimizer="sgd", lr=1e5),
+               spec(2, optimizer="sgd", lr=0.02, n=500)]]
+    g = batched._GroupTrainer(groups[0], "cpu", "bmm", None, False)
+    assert g.mlp is not None and not any(p.requires_grad for p in g.P.values())
+    fused = [run_group(specs, fallback=False) for specs in groups]
+    monkeypatch.setattr(batched, "FUSED_MLP", False)
+    assert batched._GroupTrainer(groups[0], "cpu", "bmm", None, False).mlp is None
+    auto = [run_group(specs, fallback=False) for specs in groups]
+    assert fused[1][1]["status"] == "diverged"
+    for a, b in zip(fused[0] + fused[1], auto[0] + auto[1]):
+        assert (a["status"], a["steps"], a["epochs"]) == (b["status"], b["steps"], b["epochs"])
+        assert [h["train_loss"] for h in a["history"]] == pytest.approx([h["train_loss"] for h in b["history"]],
+                                                                        rel=1e-5)
+        assert [h["dev_loss"] for h in a["history"]] == pytest.approx([h["dev_loss"] for h in b["history"]],
+                                                                      rel=1e-5)
+        assert a["min_dev_error"] == b["min_dev_error"]

@@ -48,6 +48,7 @@ BMM_LAYERS = (nn.Flatten, nn.Linear, nn.Conv1d, nn.BatchNorm1d, nn.ReLU)
 BMM_FAMILIES = ("mlp", "cnn1d")  # families whose leaf modules run in registration order
 UNBATCHED_FAMILIES = ("transformer",)  # always run_trial (see group_key)
 EVAL_ROWS = 1 << 16  # rows (models x examples) per evaluation chunk
+FUSED_MLP = True  # MLPs without batch norm on the fp32 bmm engine: hand-written step (_FusedMLP)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -183,6 +184,77 @@ def forward_bmm(plan, P, B, x, training: bool):
     return x
 
 
+def _mlp_layers(plan):
+    """[(weight name, bias name, ReLU after?)] when the plan is [Flatten] (Linear [ReLU])+, else None."""
+    out = []
+    for i, (name, m) in enumerate(plan):
+        if isinstance(m, nn.Flatten) and i == 0:
+            continue
+        if isinstance(m, nn.Linear):
+            out.append([f"{name}.weight", f"{name}.bias", False])
+        elif isinstance(m, nn.ReLU) and out and not out[-1][2]:
+            out[-1][2] = True
+        else:
+            return None
+    return [tuple(x) for x in out] or None
+
+
+class _FusedMLP:
+    """One training step of a stacked ReLU MLP, forward and backward written out by hand (no autograd):
+    the same products as autograd's (weight gradient g^T a in the weight's (G, out, in) layout), but
+    every activation, gradient and index buffer is allocated once per group size and filled with out=
+    arguments, ReLU and its backward run in place, and the minibatch is one index_select per step.
+    The loss is cross-entropy, mean over each model's batch, as run_trial's."""
+
+    def __init__(self, layers):
+        self.layers, self.shape = layers, None
+
+    def _alloc(self, P, G, b, d0, dev):
+        dims = [d0] + [P[w].shape[1] for w, _, _ in self.layers]
+        self.shape = (G, b, tuple(dims), tuple(P[w].data_ptr() for w, _, _ in self.layers))
+        self.X = torch.empty(G, b, d0, device=dev)
+        self.Y = torch.empty(G, b, dtype=torch.long, device=dev)
+        self.H = [torch.empty(G, b, d, device=dev) for d in dims[1:]]  # layer outputs (after ReLU)
+        self.D = [torch.empty(G, b, d, device=dev) for d in dims[1:-1]]  # gradients w.r.t. hidden outputs
+        self.grads = {n: torch.empty_like(P[n]) for w, bn, _ in self.layers for n in (w, bn)}
+        self.glist = list(self.grads.values())
+        self.neg = torch.full((G, b, 1), -1.0, device=dev)
+
+    def step(self, P, x, y, idx):
+        """P: stacked params; x (N, ...), y (N,): the pool; idx (G, b) pool rows. Fills self.grads with
+        the gradient of sum over models of each model's mean CE; returns (logits, per-model losses)."""
+        G, b = idx.shape
+        if self.shape is None or self.shape[:2] != (G, b) or self.shape[3] != tuple(
+                P[w].data_ptr() for w, _, _ in self.layers):
+            self._alloc(P, G, b, math.prod(x.shape[1:]), x.device)
+        X, Y, H, D = self.X, self.Y, self.H, self.D
+        flat = idx.reshape(-1)
+        torch.index_select(x.reshape(x.shape[0], -1), 0, flat, out=X.view(G * b, -1))
+        torch.index_select(y, 0, flat, out=Y.view(-1))
+        a = X
+        for (w, bn, relu), h in zip(self.layers, H):
+            torch.baddbmm(P[bn].unsqueeze(1), a, P[w].transpose(1, 2), out=h)
+            if relu:
+                h.relu_()
+            a = h
+        logits = H[-1]
+        logp = torch.log_softmax(logits, -1)  # (G, b, C)
+        losses = logp.gather(2, Y.unsqueeze(2)).sum((1, 2)).div_(-b)
+        g = logp.exp_()  # d(mean CE)/d logits = (softmax - onehot) / b
+        g.scatter_add_(2, Y.unsqueeze(2), self.neg).div_(b)
+        for i in range(len(self.layers) - 1, -1, -1):
+            w, bn, _ = self.layers[i]
+            a = H[i - 1] if i else X
+            torch.bmm(g.transpose(1, 2), a, out=self.grads[w])
+            torch.sum(g, 1, out=self.grads[bn])
+            if i:
+                gi = torch.bmm(g, P[w], out=D[i - 1])
+                if self.layers[i - 1][2]:  # ReLU: zero where its output is 0 (autograd's threshold_backward)
+                    torch.ops.aten.threshold_backward.grad_input(gi, a, 0, grad_input=gi)
+                g = gi
+        return logits, losses
+
+
 def forward_vmap(template, P, B, x, training: bool):
     from torch.func import functional_call, vmap
 
@@ -210,28 +282,40 @@ class StackedOptimizer:
         n_state = 1 if kind == "sgd" else 2
         self.state = [[torch.zeros_like(p) for p in params] for _ in range(n_state)]
         self.step_t = torch.zeros((), dtype=torch.float32, device=params[0].device)
+        self._views = {}  # (dead, grads) -> per-bucket views, rebuilt after select()
 
     @torch.no_grad()
-    def step(self, dead=frozenset()):
+    def step(self, dead=frozenset(), grads: list | None = None):
+        """One update. grads: the gradients in the order of `params` (the fused MLP step's persistent
+        buffers, whose bucket views are cached with the params'); None: each param's .grad (autograd),
+        cleared afterwards."""
         self.t += 1
         self.step_t.fill_(self.t)
-        buckets: dict[tuple, list[int]] = {}
-        for s, hp in enumerate(self.hp):
-            if s not in dead:
-                buckets.setdefault(hp, []).append(s)
-        for (lr, wd, mom), slots in buckets.items():
-            if len(slots) == len(self.hp):
-                take = lambda ts: list(ts)  # noqa: E731  (whole stacked tensors)
-            else:
-                take = lambda ts: [t[s] for t in ts for s in slots]  # noqa: E731  (per-model views)
-            ps, gs = take(self.params), take([p.grad for p in self.params])
-            st = [take(x) for x in self.state]
+        key = (frozenset(dead), None if grads is None else id(grads[0]))
+        if key not in self._views:
+            buckets: dict[tuple, list[int]] = {}
+            for s, hp in enumerate(self.hp):
+                if s not in dead:
+                    buckets.setdefault(hp, []).append(s)
+            views = []
+            for hp, slots in buckets.items():
+                if len(slots) == len(self.hp):
+                    take = lambda ts: list(ts)  # noqa: E731  (whole stacked tensors)
+                else:
+                    take = lambda ts, slots=slots: [t[s] for t in ts for s in slots]  # noqa: E731  (per-model views)
+                views.append((hp, take, take(self.params), [take(x) for x in self.state],
+                              None if grads is None else take(grads)))
+            self._views = {key: views}
+        for (lr, wd, mom), take, ps, st, gs in self._views[key]:
+            if gs is None:
+                gs = take([p.grad for p in self.params])
             if self.kind == "sgd":
                 self._sgd(ps, gs, st[0], lr, wd, mom)
             else:
                 self._adam(ps, gs, st[0], st[1], lr, wd)
-        for p in self.params:
-            p.grad = None
+        if grads is None:
+            for p in self.params:
+                p.grad = None
 
     def _adam(self, ps, gs, ms, vs, lr, wd):
         b1, b2 = self.betas
@@ -265,6 +349,7 @@ class StackedOptimizer:
         self.params, self.hp = params, [self.hp[s] for s in keep]
         kt = torch.as_tensor(keep, device=params[0].device)
         self.state = [[t[kt] for t in st] for st in self.state]
+        self._views = {}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -366,12 +451,15 @@ class _GroupTrainer:
                      "train_flops_per_example": 3 * self.template.forward_flops()}
         pnames = [n for n, _ in self.template.named_parameters()]
         bnames = [n for n, b in self.template.named_buffers() if b.is_floating_point()]
+        self.amp = (self.dev.type == "cuda") if amp is None else amp
+        layers = _mlp_layers(self.plan) if engine == "bmm" and not self.amp and not compile else None
+        self.mlp = _FusedMLP(layers) if layers and FUSED_MLP else None  # else autograd over forward_bmm
         sds = [m.state_dict() for m in built]
-        self.P = {n: torch.stack([sd[n] for sd in sds]).to(self.dev).requires_grad_() for n in pnames}
+        self.P = {n: torch.stack([sd[n] for sd in sds]).to(self.dev).requires_grad_(self.mlp is None)
+                  for n in pnames}
         self.B = {n: torch.stack([sd[n] for sd in sds]).to(self.dev) for n in bnames}
         self.best = {n: t.detach().clone() for n, t in {**self.P, **self.B}.items()}  # by model index
 
-        self.amp = (self.dev.type == "cuda") if amp is None else amp
         self.fwd = forward_bmm if engine == "bmm" else forward_vmap
         if compile:
             self.fwd = torch.compile(self.fwd, dynamic=True)
@@ -437,16 +525,20 @@ class _GroupTrainer:
         return self.results
 
     def train_step(self, idx, step):  # idx: (G, bs)
-        xb, yb = self.x[idx], self.y[idx]
-        logits = self.forward(self.P, self.B, xb, True)  # (G, bs, C)
-        ce = F.cross_entropy(logits.transpose(1, 2), yb, reduction="none")  # (G, bs)
-        losses = ce.mean(1)
-        losses.sum().backward()  # models are independent: each gets its own gradient
+        if self.mlp is not None:
+            logits, losses = self.mlp.step(self.P, self.x, self.y, idx)
+            yb, grads = self.mlp.Y, [self.mlp.grads[n] for n in self.P]
+        else:
+            xb, yb, grads = self.x[idx], self.y[idx], None
+            logits = self.forward(self.P, self.B, xb, True)  # (G, bs, C)
+            ce = F.cross_entropy(logits.transpose(1, 2), yb, reduction="none")  # (G, bs)
+            losses = ce.mean(1)
+            losses.sum().backward()  # models are independent: each gets its own gradient
         finite = torch.isfinite(losses)
         if not bool(finite.all()):  # a host sync: free on CPU, a few us per step on CUDA
             for s in (~finite).nonzero().flatten().tolist():
                 self.first_bad.setdefault(s, step)
-        self.opt.step(self.first_bad.keys())  # a diverged model is frozen where run_trial stops it
+        self.opt.step(self.first_bad.keys(), grads)  # a diverged model is frozen where run_trial stops it
         with torch.no_grad():
             self.tot_loss += losses.detach().double() * self.bs
             self.tot_wrong += (logits.argmax(-1) != yb).sum(1)
@@ -527,7 +619,7 @@ class _GroupTrainer:
         keep = [s for s in range(len(self.active)) if s not in stop]
         if keep:
             kt = torch.as_tensor(keep, device=self.dev)
-            self.P = {k: v.detach()[kt].requires_grad_() for k, v in self.P.items()}
+            self.P = {k: v.detach()[kt].requires_grad_(self.mlp is None) for k, v in self.P.items()}
             self.B = {k: v[kt] for k, v in self.B.items()}
             self.opt.select(keep, list(self.P.values()))
             self.tot_loss, self.tot_wrong = self.tot_loss[kt], self.tot_wrong[kt]
