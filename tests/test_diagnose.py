@@ -2,8 +2,6 @@
 saturates while wider ones keep improving), data-bound (every width on one power law, far above its
 floor) and at the floor (the curve has flattened onto its floor)."""
 
-import json
-import math
 
 import numpy as np
 import pytest

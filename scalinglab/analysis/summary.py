@@ -107,7 +107,7 @@ def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto"
         for lv in config["search"]["levels"]:
             key = lv if isinstance(lv, str) else json.dumps(lv)
             out["factor"]["levels"][key] = _curve_section(df[levels == key], seeds, out["random_guess_error"], form)
-        out["factor"]["comparison"] = compare_levels(out["factor"]["levels"])
+        out["factor"]["comparison"] = compare_levels(out["factor"]["levels"], out["random_guess_error"])
     if aux and len(df):  # best w per model size (chosen on dev), test error, error-vs-w curves
         out["weighting"] = weighting_section(df, aux.get("weights"))
     return _clean(out)
@@ -134,26 +134,33 @@ def level_of(config_json: str, factor: str) -> str:
     return v if isinstance(v, str) else json.dumps(v)
 
 
-def compare_levels(levels: dict) -> dict:
+COMPARE_FORM = "pow_c"  # the Hestness form: its exponent means the same thing for every level
+
+
+def compare_levels(levels: dict, y0: float | None = None) -> dict:
     """Do the levels' curves differ in exponent, or only shift (as Hestness saw for optimizers)?
 
-    Exponents differ when their 90% intervals do not overlap; the shift is the median ratio of the
-    levels' errors at the data sizes they share.
+    Each level is refitted with one common form (`COMPARE_FORM`): the `auto` forms may differ between
+    levels, and an M4 or broken-power-law exponent is an asymptotic slope that can sit on its bound.
+    Exponents differ when their 90% intervals do not overlap. The shift is the ratio of the levels'
+    errors at the data sizes they share: its median, and at the largest shared size.
     """
-    fits = {k: v["learning_curve"] for k, v in levels.items() if v.get("learning_curve")}
-    if len(fits) < 2:
+    pts = {k: v["points"] for k, v in levels.items() if len(v.get("points") or []) >= 4}
+    if len(pts) < 2:
         return {"verdict": "not enough points to compare"}
-    exps = {k: {"exponent": f["exponent"], "ci": f.get("exponent_ci")} for k, f in fits.items()}
-    cis = [tuple(e["ci"]) for e in exps.values() if e["ci"]]
-    overlap = bool(cis) and max(lo for lo, _ in cis) <= min(hi for _, hi in cis)
-    errs = {k: {p["data_size"]: p["error"] for p in levels[k]["points"]} for k in fits}
-    keys = list(fits)
+    fits = {k: fit_learning_curve(p, y0=y0, form=COMPARE_FORM) for k, p in pts.items()}
+    exps = {k: {"form": COMPARE_FORM, "exponent": f.exponent, "ci": list(f.exponent_ci)} for k, f in fits.items()}
+    cis = [tuple(e["ci"]) for e in exps.values()]
+    overlap = max(lo for lo, _ in cis) <= min(hi for _, hi in cis)
+    errs = {k: {p["data_size"]: p["error"] for p in pts[k]} for k in pts}
+    keys = list(pts)
     common = sorted(set.intersection(*(set(e) for e in errs.values())))
-    ratio = float(np.median([errs[keys[1]][m] / errs[keys[0]][m] for m in common])) if common else None
-    verdict = ("same exponent within the 90% intervals: the curves shift" if overlap
+    ratios = [errs[keys[1]][m] / errs[keys[0]][m] for m in common]
+    verdict = ("exponents not distinguishable (90% intervals overlap): consistent with a shift of the curve" if overlap
                else "different exponents: the 90% intervals do not overlap")
     return {"verdict": verdict, "exponents": exps, "exponents_overlap": overlap,
-            f"error_ratio_{keys[1]}_over_{keys[0]}": ratio}
+            f"error_ratio_{keys[1]}_over_{keys[0]}": float(np.median(ratios)) if ratios else None,
+            f"error_ratio_{keys[1]}_over_{keys[0]}_at_largest": float(ratios[-1]) if ratios else None}
 
 
 def write_summary(folder: Path, summary: dict) -> Path:

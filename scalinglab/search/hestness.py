@@ -18,7 +18,6 @@ where it stopped and `next_trials` can be called again and again until it return
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
