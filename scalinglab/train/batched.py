@@ -48,6 +48,7 @@ BMM_LAYERS = (nn.Flatten, nn.Linear, nn.Conv1d, nn.BatchNorm1d, nn.ReLU)
 BMM_FAMILIES = ("mlp", "cnn1d")  # families whose leaf modules run in registration order
 UNBATCHED_FAMILIES = ("transformer",)  # always run_trial (see group_key)
 EVAL_ROWS = 1 << 16  # rows (models x examples) per evaluation chunk
+EVAL_FLOATS = 1 << 21  # _FusedMLP.evaluate: floats per activation chunk (8 MB)
 FUSED_MLP = True  # MLPs without batch norm on the fp32 bmm engine: hand-written step (_FusedMLP)
 
 
@@ -254,6 +255,40 @@ class _FusedMLP:
                 g = gi
         return logits, losses
 
+
+    def _scratch(self, name, n, dev):  # a flat fp32 buffer of >= n floats, kept across calls
+        buf = self.__dict__.get(name)
+        if buf is None or buf.numel() < n or buf.device != dev:
+            buf = torch.empty(n, device=dev)
+            setattr(self, name, buf)
+        return buf
+
+    @torch.no_grad()
+    def evaluate(self, P, x, y):
+        """Eval-mode (sum of CE (g,), wrong (g,)) of the g stacked models P on shared (x, y), in row chunks
+        sized so one activation of all g models stays around EVAL_FLOATS floats (cache-resident), into
+        scratch buffers kept across calls (no fresh pages per evaluation), ReLU in place."""
+        g = P[self.layers[0][0]].shape[0]
+        dims = [P[w].shape[1] for w, _, _ in self.layers]
+        rows = max(64, min(len(x), EVAL_FLOATS // (g * max(dims))))
+        bufs = [self._scratch(f"_eval{i % 2}", g * rows * max(dims), x.device) for i in range(2)]
+        loss = torch.zeros(g, dtype=torch.float64, device=x.device)
+        wrong = torch.zeros(g, dtype=torch.long, device=x.device)
+        xf = x.reshape(len(x), -1)
+        for i in range(0, len(x), rows):
+            xb, yb = xf[i:i + rows], y[i:i + rows]
+            r = len(xb)
+            a = xb.unsqueeze(0).expand(g, r, xb.shape[1])
+            for j, ((w, bn, relu), d) in enumerate(zip(self.layers, dims)):
+                h = bufs[j % 2][:g * r * d].view(g, r, d)
+                torch.baddbmm(P[bn].unsqueeze(1), a, P[w].transpose(1, 2), out=h)
+                if relu:
+                    h.relu_()
+                a = h
+            yy = yb.unsqueeze(0).expand(g, -1)
+            loss += F.cross_entropy(a.transpose(1, 2), yy, reduction="none").sum(1)
+            wrong += (a.argmax(-1) != yy).sum(1)
+        return loss, wrong
 
 def forward_vmap(template, P, B, x, training: bool):
     from torch.func import functional_call, vmap
@@ -492,6 +527,9 @@ class _GroupTrainer:
     @torch.no_grad()
     def evaluate(self, P, B, x, y):
         """Stacked (P, B) of g models on shared (x, y), eval mode -> (mean CE (g,), error (g,)) lists."""
+        if self.mlp is not None:
+            loss, wrong = self.mlp.evaluate(P, x, y)
+            return (loss / len(x)).tolist(), (wrong.double() / len(x)).tolist()
         g = next(iter(P.values())).shape[0]
         loss = torch.zeros(g, dtype=torch.float64, device=self.dev)
         wrong = torch.zeros(g, dtype=torch.long, device=self.dev)
