@@ -202,9 +202,10 @@ def gather(folder: str | Path, *, study: str | None = None, refit: bool = True) 
             summary["model_size_law"] = law_dict(data.size_fit, largest)
         for level, f in factor_levels(summary).items():
             pts = sorted((f or {}).get("points") or [], key=lambda p: p["data_size"])
-            form = ((f or {}).get("learning_curve") or {}).get("form") or "auto"
+            lc = comparison_exponent(summary, level) or (f or {}).get("learning_curve") or {}
+            form = lc.get("form") or "auto"
             data.factors[str(level)] = {
-                "points": pts, "summary": (f or {}).get("learning_curve"),
+                "points": pts, "summary": lc,
                 "fit": _refit(pts, form, data.random_guess, notes, f"factor {level}") if pts else None}
     return data
 
@@ -217,6 +218,16 @@ def law_dict(fit, largest: int, factors=(2, 4, EXTRAPOLATE)) -> dict:
     d["predictions"] = [{"data_size": int(x), "value": _num(v), "lo": _num(lo), "hi": _num(hi)}
                         for x, v, lo, hi in zip(xs, pr.y, pr.lo, pr.hi)]
     return d
+
+
+def comparison_exponent(summary: dict, level) -> dict | None:
+    """{form, exponent, exponent_ci} of a level in summary.json's factor comparison: every level fitted
+    with one common form, so their exponents compare (each level's own `auto` form may differ)."""
+    comp = (summary.get("factor") or {}).get("comparison") if isinstance(summary.get("factor"), dict) else None
+    e = ((comp or {}).get("exponents") or {}).get(str(level))
+    if not isinstance(e, dict) or e.get("exponent") is None:
+        return None
+    return {"form": e.get("form"), "exponent": e["exponent"], "exponent_ci": e.get("ci")}
 
 
 def factor_levels(summary: dict) -> dict:

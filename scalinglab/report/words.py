@@ -358,7 +358,7 @@ def subtitle(d: ReportData) -> str:
 
 def factor_section(d: ReportData, f: Fmt) -> dict | None:
     """Per level: exponent, floor, error at the largest size; the verdict of summary.json's comparison."""
-    from scalinglab.report.data import factor_levels
+    from scalinglab.report.data import comparison_exponent, factor_levels
 
     levels = factor_levels(d.summary)
     if not levels:
@@ -367,18 +367,29 @@ def factor_section(d: ReportData, f: Fmt) -> dict | None:
     rows = []
     for level, v in levels.items():
         v = v or {}
-        lc, pts = v.get("learning_curve") or {}, v.get("points") or []
+        pts = v.get("points") or []
+        lc = comparison_exponent(d.summary, level) or v.get("learning_curve") or {}
         fl = v.get("floor") if isinstance(v.get("floor"), dict) else {}
         last = pts[-1] if pts else None
         rows.append([str(level), _num(lc.get("exponent"), 2), _ci(lc.get("exponent_ci")),
                      f.err(_f(fl.get("value"))) if fl else "n/a", f.err_ci(fl.get("ci90")) if fl else "",
                      f"{f.err(last['error'])} at {count(last['data_size'])}" if last else "n/a"])
     comp = fac.get("comparison") or {}
-    ratios = [f"{k[len('error_ratio_'):].replace('_over_', ' / ')}: {_num(v, 3)}×"
-              for k, v in comp.items() if k.startswith("error_ratio_") and v is not None]
+    ratios = [f"{_ratio_label(k)}: {_num(v, 3)}×" for k, v in comp.items()
+              if k.startswith("error_ratio_") and v is not None]
     return {"name": str(fac.get("name") or "factor"), "verdict": str(comp.get("verdict") or ""),
             "ratios": ratios,
-            "head": ["level", "exponent", "90% CI", "floor", "90% CI", "best at largest subset"], "rows": rows}
+            "head": ["level", "exponent" + (f" ({lc['form']} fit)" if lc.get("form") else ""), "90% CI",
+                     "floor", "90% CI", "best at largest subset"], "rows": rows}
+
+
+def _ratio_label(key: str) -> str:
+    """'error_ratio_adam_over_sgd_at_largest' -> 'adam / sgd at the largest shared size'."""
+    body = key[len("error_ratio_"):]
+    where = " (median over shared sizes)"
+    if body.endswith("_at_largest"):
+        body, where = body[: -len("_at_largest")], " at the largest shared size"
+    return body.replace("_over_", " / ") + where
 
 
 def weighting_table(d: ReportData, f: Fmt) -> dict | None:
