@@ -60,6 +60,8 @@ def run_study(study: Study, out: Path, *, source: str = "", backend: str = "loca
     try:
         # Each round asks the search what to run next given everything stored (resumable by design).
         while todo := [(s, t) for s, t in search.next_trials(results) if trial_id(s) not in results]:
+            # Readers (status, report) of a run in progress or killed see this configuration's trials.
+            store.set_current(study.name, {trial_id(s) for s, _ in search.planned(results)})
             if progress and not started:
                 progress.start(max(search.estimate_total(), already + len(todo)), already, todo)
                 started = True
