@@ -543,6 +543,8 @@ class _GroupTrainer:
         return (loss / len(x)).tolist(), (wrong.double() / len(x)).tolist()
 
     def _sub(self, d, slots):
+        if list(slots) == list(range(len(self.active))):  # the whole stack (the usual epoch end): no copy
+            return {k: v.detach() for k, v in d.items()}
         idx = torch.as_tensor(slots, device=self.dev)
         return {k: v.detach()[idx] for k, v in d.items()}
 
