@@ -197,3 +197,28 @@ def test_fused_mlp_step_matches_autograd(monkeypatch):
         assert [h["dev_loss"] for h in a["history"]] == pytest.approx([h["dev_loss"] for h in b["history"]],
                                                                       rel=1e-5)
         assert a["min_dev_error"] == b["min_dev_error"]
+
+
+@pytest.mark.parametrize("kind", ["adam", "adamw", "sgd"])
+def test_stacked_optimizer_buckets_match_torch_optim(kind):
+    # buckets as whole stacks, contiguous slices (the trainer's hp order) and interleaved per-model
+    # views, with a dead slot: each model's update equals torch.optim's on that model alone
+    from scalinglab.train.batched import StackedOptimizer
+    from scalinglab.train.trial import make_optimizer
+
+    for hps in ([(1e-2, 0.0, 0.9)] * 4, [(1e-2, 0.0, 0.9)] * 2 + [(3e-2, 0.1, 0.5)] * 2,
+                [(1e-2, 0.0, 0.9), (3e-2, 0.1, 0.5)] * 2):
+        torch.manual_seed(0)
+        p0, grads = torch.randn(4, 5, 3), [torch.randn(4, 5, 3) for _ in range(3)]
+        p = p0.clone()
+        opt = StackedOptimizer(kind, [p], hps)
+        for g in grads:
+            opt.step(dead={3}, grads=[g])
+        for s, (lr, wd, mom) in enumerate(hps):
+            q = torch.nn.Parameter(p0[s].clone())
+            ref = make_optimizer([q], {"optimizer": kind, "lr": lr, "weight_decay": wd, "momentum": mom})
+            for g in grads:
+                q.grad = g[s].clone()
+                ref.step()
+            expect = p0[s] if s == 3 else q.detach()  # the dead slot stays frozen
+            assert torch.allclose(p[s], expect, rtol=1e-5, atol=1e-7), (hps, s)

@@ -354,6 +354,8 @@ class StackedOptimizer:
             for hp, slots in buckets.items():
                 if len(slots) == len(self.hp):
                     take = lambda ts: list(ts)  # noqa: E731  (whole stacked tensors)
+                elif slots == list(range(slots[0], slots[-1] + 1)):  # contiguous (the trainer sorts by hp)
+                    take = lambda ts, a=slots[0], b=slots[-1] + 1: [t[a:b] for t in ts]  # noqa: E731
                 else:
                     take = lambda ts, slots=slots: [t[s] for t in ts for s in slots]  # noqa: E731  (per-model views)
                 views.append((hp, take, take(self.params), [take(x) for x in self.state],
@@ -508,24 +510,25 @@ class _GroupTrainer:
         layers = _mlp_layers(self.plan) if engine == "bmm" and not self.amp and not compile else None
         self.mlp = _FusedMLP(layers) if layers and FUSED_MLP else None  # else autograd over forward_bmm
         sds = [m.state_dict() for m in built]
-        self.P = {n: torch.stack([sd[n] for sd in sds]).to(self.dev).requires_grad_(self.mlp is None)
+        G = len(specs)
+        tr = [s["train"] for s in specs]
+        hp = [(t["lr"], t.get("weight_decay", 0.0), t.get("momentum", 0.9)) for t in tr]
+        # slots in hyper-parameter order (stable): each optimizer bucket is a contiguous slice of the stack
+        self.active = sorted(range(G), key=lambda m: hp[m])  # model index of each slot
+        self.P = {n: torch.stack([sds[m][n] for m in self.active]).to(self.dev).requires_grad_(self.mlp is None)
                   for n in pnames}
-        self.B = {n: torch.stack([sd[n] for sd in sds]).to(self.dev) for n in bnames}
-        self.best = {n: t.detach().clone() for n, t in {**self.P, **self.B}.items()}  # by model index
+        self.B = {n: torch.stack([sds[m][n] for m in self.active]).to(self.dev) for n in bnames}
+        self.best = {n: torch.stack([sd[n] for sd in sds]).to(self.dev) for n in pnames + bnames}  # by model index
 
         self.fwd = forward_bmm if engine == "bmm" else forward_vmap
         if compile:
             self.fwd = torch.compile(self.fwd, dynamic=True)
 
-        G = len(specs)
-        tr = [s["train"] for s in specs]
-        self.opt = StackedOptimizer(self.kind, list(self.P.values()),
-                                    [(t["lr"], t.get("weight_decay", 0.0), t.get("momentum", 0.9)) for t in tr])
+        self.opt = StackedOptimizer(self.kind, list(self.P.values()), [hp[m] for m in self.active])
         self.n = [s["data_size"] for s in specs]
         self.bs = min(tr[0]["batch_size"], self.n[0])  # equal in a group (group_key)
         self.spe = [steps_per_epoch(n, t) for n, t in zip(self.n, tr)]
         self.orders = [_DataOrder(n, self.bs, s["seed"]) for n, s in zip(self.n, specs)]
-        self.active = list(range(G))  # model index of each slot
         self.first_bad = {}  # slot -> global step of its first non-finite loss (its update count)
         self.tot_loss = torch.zeros(G, dtype=torch.float64, device=self.dev)
         self.tot_wrong = torch.zeros(G, dtype=torch.long, device=self.dev)
