@@ -14,7 +14,8 @@ repeated (the cores are shared, timings are noisy); the table shows medians.
 FLOPs are the model's training FLOPs (3 x forward: the 6N rule; trial["train_flops"]). "end to end"
 divides by the whole group wall time (including dev evaluations each epoch, best-state copies, final
 evaluations); "steps" times the training steps alone (same trainer, no evaluation), i.e. the kernels.
-Early stopping is off (patience = max_epochs) so both sides do identical work.
+Early stopping is off (patience = max_epochs) so both sides do identical work. "+eval" also counts the
+evaluation forward FLOPs (dev set each epoch, train subset and test set at the end) in the whole run.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def time_batched(specs, **kw):
 def time_steps(specs, steps: int = 30, engine: str = "bmm") -> float:
     """Seconds per training step of the group, training steps only (no evaluation)."""
     g = _GroupTrainer(specs, "cpu", engine, None, False)
-    idx = g.order[torch.stack([o.take(steps) for o in g.orders])]  # (G, steps, bs)
+    idx = g.order[torch.stack([g.orders[m].take(steps) for m in g.active])]  # (G, steps, bs), slot order
     for j in range(3):
         g.train_step(idx[:, j], j)
     t = time.perf_counter()
@@ -120,21 +121,30 @@ def main(argv=None):
         assert flops == sum(r["train_flops"] for r in res_n)
         step_flops = sum(r["train_flops_per_example"] for r in res_b) * a.batch
         dev = max(abs(x["min_dev_error"] - y["min_dev_error"]) for x, y in zip(res_n, res_b))
-        rows.append((w, med(tn), med(tb), flops, step_flops / med(ts), dev))
+        # evaluation forward passes the trainer must also do (not in train_flops): dev set every epoch,
+        # the train subset and the test set at the end
+        n_dev, n_test = DATA["options"]["n_dev"], DATA["options"]["n_test"]
+        eval_flops = sum(r["train_flops_per_example"] // 3 * (r["epochs"] * n_dev + a.n + n_test) for r in res_b)
+        rows.append((w, med(tn), med(tb), flops, step_flops / med(ts), dev, eval_flops))
     peak = max(peaks)
 
     print(f"peak fp32 torch.mm 2048x2048: {peak / 1e9:.1f} GFLOP/s (max of {len(peaks)} measurements, "
           f"median {med(peaks) / 1e9:.1f})\n")
     head = (f"{'width':>5} {'naive s':>8} {'batched s':>9} {'speed-up':>8} {'naive GF/s':>10} "
-            f"{'batch GF/s':>10} {'% peak':>7} {'steps GF/s':>10} {'% peak':>7} {'max |d dev err|':>15}")
+            f"{'batch GF/s':>10} {'% peak':>7} {'steps GF/s':>10} {'% peak':>7} {'+eval GF/s':>10} {'% peak':>7} "
+            f"{'max |d dev err|':>15}")
     print(head)
     print("-" * len(head))
-    for w, tn, tb, fl, sf, dev in rows:
+    for w, tn, tb, fl, sf, dev, ef in rows:
         print(f"{w:>5} {tn:>8.2f} {tb:>9.2f} {tn / tb:>7.1f}x {fl / tn / 1e9:>10.2f} {fl / tb / 1e9:>10.2f} "
-              f"{100 * fl / tb / peak:>6.0f}% {sf / 1e9:>10.2f} {100 * sf / peak:>6.0f}% {dev:>15.4f}")
+              f"{100 * fl / tb / peak:>6.0f}% {sf / 1e9:>10.2f} {100 * sf / peak:>6.0f}% {(fl + ef) / tb / 1e9:>10.2f} "
+              f"{100 * (fl + ef) / tb / peak:>6.0f}% {dev:>15.4f}")
     print("\nGF/s: model training FLOPs (3 x forward) / wall time; 'batch' = whole run_group (with dev "
-          "evaluation every epoch), 'steps' = training steps only. max |d dev err|: min dev error, "
-          "naive vs batched (0 = same up to rounding).")
+          "evaluation every epoch), 'steps' = training steps only; '+eval' = the whole run_group counting "
+          "also the evaluation forward passes it must do (dev set every epoch, train subset and test set at "
+          "the end: not in train_flops, so 'batch GF/s' understates the machine's use). max |d dev err|: min "
+          "dev error, naive vs batched (same up to reassociation, which 64 Adam steps amplify to a few "
+          "examples).")
 
     if a.engines:
         print("\nengines (training steps only, s/step, medians of interleaved reps):")
