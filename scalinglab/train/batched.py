@@ -25,6 +25,9 @@ max_epochs, patience and min_steps_per_epoch may differ. Models of different wid
 separate groups: a padded group costs the widest model's FLOPs for every member (benchmarks/trainer.py
 --padding measures it; see docs/batched.md).
 
+Plain ReLU MLPs in fp32 (no batch norm) on the bmm engine train without autograd: `_FusedMLP` writes
+their forward and backward out by hand into preallocated buffers, and evaluates in cache-sized chunks.
+
 Engines: "bmm" (hand-batched layers, the default: faster on CPU, see the benchmark) and "vmap"
 (`torch.func.functional_call` under `vmap`, for families the bmm interpreter does not know; no batch
 norm). Anything else falls back to `run_trial` per model.
