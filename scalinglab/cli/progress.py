@@ -5,6 +5,7 @@ from __future__ import annotations
 from scalinglab.models.registry import size_label
 
 from rich.console import Console
+from rich.table import Column
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
 
@@ -17,9 +18,12 @@ class StudyProgress:
     def __init__(self, title: str, console: Console | None = None):
         self.console = console or Console(stderr=True)
         self.title = title
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[now]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                            TimeRemainingColumn(), console=self.console)
+        # The current trial goes last: on a narrow terminal it is what gets cut, not the ETA.
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                            TextColumn("{task.fields[now]}",
+                                       table_column=Column(no_wrap=True, overflow="ellipsis", max_width=40)),
+                            console=self.console)
         self.bad = 0
 
     def start(self, total: int, done: int, todo: list):
@@ -34,7 +38,7 @@ class StudyProgress:
             self.bar.update(self.task, total=t.completed + n_more)
 
     def advance(self, spec: dict, result: dict):
-        now = f"m={spec['data_size']} {_size(spec)} seed={spec['seed']} -> {result['status']}"
+        now = f"m={spec['data_size']} {_size(spec)} seed {spec['seed']}: {result['status']}"
         if result["status"] == "ok":
             now += f" {result['min_dev_error']:.3f}"
         else:
