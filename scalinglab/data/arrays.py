@@ -80,14 +80,16 @@ def fingerprint(path, **_) -> str:
 
 # --- reading ------------------------------------------------------------------------------------
 
-def _npy(f, where: str, field: str) -> np.ndarray:
+def _npy(load, where, field: str) -> np.ndarray:
+    """Call `load()` (np.load of a .npy, or an .npz member); an object array or a broken file becomes
+    one line naming the file and the array."""
     try:
-        return np.load(f, allow_pickle=False)
+        return load()
     except ValueError as e:
         if "pickle" in str(e).lower():
             raise UserError(f"{where}: {field}: holds Python objects (an object array); allowed: numeric "
                             f"or string arrays (saved without pickle)") from None
-        raise UserError(f"{where}: {field}: not a readable .npy array ({e})") from None
+        raise UserError(f"{where}: {field}: not a readable array ({e})") from None
 
 
 def _read_npz(p: Path) -> dict:
@@ -99,22 +101,13 @@ def _read_npz(p: Path) -> dict:
         unknown = sorted(set(z.files) - set(PARTS))
         if unknown:
             raise UserError(f"{p}: {unknown[0]}: unknown array; allowed: {', '.join(PARTS)}")
-        return {k: _npy_member(z, k, p) for k in z.files}
-
-
-def _npy_member(z, k, p):
-    try:
-        return z[k]
-    except ValueError as e:
-        if "pickle" in str(e).lower():
-            raise UserError(f"{p}: {k}: holds Python objects (an object array); allowed: numeric or string "
-                            f"arrays (saved without pickle)") from None
-        raise UserError(f"{p}: {k}: not a readable array ({e})") from None
+        return {k: _npy(lambda k=k: z[k], p, k) for k in z.files}
 
 
 def _read_npy(p: Path) -> dict:
     folder = p if p.is_dir() else p.parent
-    out = {k: _npy(folder / f"{k}.npy", str(folder / f"{k}.npy"), k) for k in PARTS if (folder / f"{k}.npy").exists()}
+    out = {k: _npy(lambda f=folder / f"{k}.npy": np.load(f, allow_pickle=False), folder / f"{k}.npy", k)
+           for k in PARTS if (folder / f"{k}.npy").exists()}
     if "y" not in out:
         raise UserError(f"{folder / 'y.npy'}: y: missing; a folder of .npy files needs x.npy and y.npy")
     return out

@@ -129,9 +129,6 @@ class Store:
                  "updated_at": r[4], "info": json.loads(r[5])} for r in rows]
 
     # --- trials ----------------------------------------------------------------------------------
-    def done_ids(self) -> set[str]:
-        return {r[0] for r in self.conn.execute("SELECT id FROM trials")}
-
     def add(self, study: str, spec: dict, result: dict, tags: dict | None = None) -> bool:
         """Commit one finished trial. Returns False if it was already there (no duplicate row)."""
         row = {
@@ -198,12 +195,6 @@ class Store:
         if not with_json:
             df = df.drop(columns=["spec", "result", "tags"])
         return df
-
-    def results(self, study: str | None = None) -> list[tuple[dict, dict, dict]]:
-        """(spec, result, tags) of every trial, for code that needs histories."""
-        q = "SELECT spec, result, tags FROM trials" + (" WHERE study=?" if study else "")
-        return [(json.loads(a), json.loads(b), json.loads(c))
-                for a, b, c in self.conn.execute(q, (study,) if study else ())]
 
 
 def load_results(folder: str | Path, study: str | None = None):

@@ -224,7 +224,6 @@ class _FusedMLP:
         self.H.append(torch.empty(G, dims[-1], b, device=dev))
         self.D = [torch.empty(G, b, d, device=dev) for d in dims[1:-1]]  # gradients w.r.t. hidden outputs
         self.grads = {n: torch.empty_like(P[n]) for w, bn, _ in self.layers for n in (w, bn)}
-        self.glist = list(self.grads.values())
         self.neg = torch.full((G, 1, b), -1.0, device=dev)
 
     def step(self, P, x, y, idx):
