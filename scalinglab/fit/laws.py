@@ -163,31 +163,28 @@ def _m4_solve(lx, th):
     """Root of the m4 equation for every (theta, x), vectorised.
 
     Unknown v = logit(t), y = y_inf + t * (y0 - y_inf). In v the equation reads
-    G(v) = -softplus(-v) + a * softplus(v) + (1 - a) log(y0 - y_inf) - log(b x^c) = 0, with
-    G' = (1 - t) + a t > 0: one root. 14 bisection steps bracket it to 0.01, then safeguarded Newton
-    steps converge quadratically; all in logs, so y close to y_inf or to y0 keeps full precision.
-    Returns y, log(y - y_inf), log(y0 - y).
+    G(v) = (a - 1) softplus(v) + v + K = 0, K = (1 - a) log(y0 - y_inf) - log(b x^c), with
+    G' = 1 + (a - 1) t > 0 (t = sigmoid(v)): one root. G is concave for a < 1 and convex for a > 1,
+    and its asymptotes are v + K (v -> -inf) and a v + K (v -> +inf). Newton's method started where
+    the asymptote on the root's side crosses zero starts on the side of the root from which it
+    converges monotonically (G(v_start) = (a - 1) softplus(-|K| / slope) has the sign that makes
+    it so), so no bracket is needed; it runs until |G| < 1e-11 (typically 4-6 steps). When there is
+    no root (a = 0 and y0 - y_inf <= b x^c) v stops at the clip 100 (y = y0). All in logs, so y close
+    to y_inf or to y0 keeps full precision. Returns y, log(y - y_inf), log(y0 - y).
     """
     yi, y0, a, lb, c = _split(th)
     lspan = np.log(y0 - yi)
     K = (1 - a) * lspan - (lb + c * lx)
-    shape = np.broadcast(K, a).shape
-    lo, hi = np.full(shape, -100.0), np.full(shape, 100.0)
-
-    def G(v):
-        return -np.logaddexp(0, -v) + a * np.logaddexp(0, v) + K
-
-    for _ in range(14):
-        v = 0.5 * (lo + hi)
-        up = G(v) > 0
-        hi = np.where(up, v, hi)
-        lo = np.where(up, lo, v)
-    v = 0.5 * (lo + hi)
-    for _ in range(6):
-        t = 0.5 * (1 + np.tanh(0.5 * v))
-        step = G(v) / ((1 - t) + a * t)
-        v2 = v - step
-        v = np.where((v2 > lo) & (v2 < hi), v2, v)  # stay inside the bisection bracket
+    am1 = a - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(K > 0, -K, -K / a)
+        v = np.clip(np.where(np.isnan(v), 100.0, v), -100.0, 100.0)
+        for i in range(60):
+            sp = np.logaddexp(0, v)
+            g = am1 * sp + v + K
+            if i >= 3 and not np.any((np.abs(g) > 1e-11) & (np.abs(v) < 100.0)):
+                break
+            v = np.clip(v - g / (1 + am1 * np.exp(v - sp)), -100.0, 100.0)
     lu = lspan - np.logaddexp(0, -v)  # log(y - y_inf)
     lw = lspan - np.logaddexp(0, v)  # log(y0 - y)
     return yi + np.exp(lu), lu, lw
