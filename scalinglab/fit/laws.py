@@ -277,33 +277,43 @@ def _bnsl_logf(lx, th, nb):
     return np.log(a + np.exp(logp))
 
 
-def _bnsl_jac(lx, th, nb):
+def _bnsl_logf_jac(lx, th, nb):
+    """log y and its Jacobian from one pass over the breaks."""
     a, lb, c0, brk, cs = _bnsl_parts(lx, th, nb)
-    _, logp = _bnsl_logp(lx, th, nb)
+    logp = lb - c0 * lx
+    sps = []
+    for (ld, lf, _), ci in zip(brk, cs):
+        f = np.exp(lf)
+        logq = (lx - ld) / f
+        sp = np.logaddexp(0.0, logq)  # log(1 + q)
+        sps.append((f, logq, sp))
+        logp = logp - ci * f * sp
     p = np.exp(logp)
     y = a + p
     one = np.ones_like(p)
     # d logp / d (each break's raw c_i); the last one is a function of c0, c_inf and the others
     dlp_dc, cols_brk = [], []
-    for (ld, lf, _), ci in zip(brk, cs):
-        f = np.exp(lf)
-        logq = (lx - ld) / f
-        sp = np.logaddexp(0.0, logq)  # log(1 + q)
+    for ci, (f, logq, sp) in zip(cs, sps):
         sig = 0.5 * (1 + np.tanh(0.5 * logq))  # q / (1 + q), overflow-free
         dlp_dc.append(-f * sp * one)
         d_ld = ci * sig * one
         d_lf = -ci * f * (sp - sig * logq)  # d/dlf of -c f log(1+q), q = exp((lx-ld)/f)
         cols_brk.append((d_ld, d_lf))
     last = dlp_dc[-1]
-    cols = [np.ones_like(p) / y,  # d/da (a enters y directly)
-            p / y,  # d/dlog b
-            (-lx * one - last) * p / y,  # d/dc0 (c_last = c_inf - c0 - ...)
-            last * p / y]  # d/dc_inf
+    py = p / y
+    cols = [1.0 / y,  # d/da (a enters y directly)
+            py,  # d/dlog b
+            (-lx - last) * py,  # d/dc0 (c_last = c_inf - c0 - ...)
+            last * py]  # d/dc_inf
     for i in range(nb):
         d_ld, d_lf = cols_brk[i]
-        cols += [d_ld * p / y, d_lf * p / y]
-        cols.append((dlp_dc[i] - last) * p / y if i < nb - 1 else 0 * p)  # last c is not free
-    return np.stack(cols, axis=-1)
+        cols += [d_ld * py, d_lf * py]
+        cols.append((dlp_dc[i] - last) * py if i < nb - 1 else 0 * p)  # last c is not free
+    return np.log(y), np.stack(cols, axis=-1)
+
+
+def _bnsl_jac(lx, th, nb):
+    return _bnsl_logf_jac(lx, th, nb)[1]
 
 
 def _bnsl_guess(lx, y, y0, nb):
@@ -379,6 +389,7 @@ for _nb, _name in ((1, "bnsl"), (2, "bnsl2")):
         names=_bnsl_names(_nb),
         logf=lambda lx, th, nb=_nb: _bnsl_logf(lx, th, nb),
         jac=lambda lx, th, nb=_nb: _bnsl_jac(lx, th, nb),
+        logf_jac=lambda lx, th, nb=_nb: _bnsl_logf_jac(lx, th, nb),
         guess=lambda lx, y, y0, nb=_nb: _bnsl_guess(lx, y, y0, nb),
         bounds=lambda lx, y, y0, nb=_nb: _bnsl_bounds(lx, y, y0, nb),
         to_user=lambda th, s, nb=_nb: _bnsl_user(th, s, nb),

@@ -94,14 +94,22 @@ def polish(law, lx, ly, w, th0, lo, hi, free, *, fs=None, max_nfev=None):
         t[free] = z
         return t
 
+    cache = {}  # least_squares asks for J at the point whose residuals it just took
+
     def fun(z):
         with np.errstate(all="ignore"):
-            r = sw * (law.logf(lx, full(z)) - ly)
+            f, J = law.value_jac(lx, full(z))
+            r = sw * (f - ly)
+            cache["z"], cache["J"] = z.copy(), J
         return np.where(np.isfinite(r), r, 1e6)
 
     def jac(z):
-        with np.errstate(all="ignore"):
-            J = law.jac(lx, full(z))[:, free] * sw[:, None]
+        if "z" in cache and np.array_equal(cache["z"], z):
+            J = cache["J"]
+        else:
+            with np.errstate(all="ignore"):
+                J = law.jac(lx, full(z))
+        J = J[:, free] * sw[:, None]
         return np.where(np.isfinite(J), J, 0.0)
 
     lo_f, hi_f = lo[free], hi[free]
