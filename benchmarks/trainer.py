@@ -3,6 +3,7 @@
     python benchmarks/trainer.py                 # about 3-5 minutes on 2 CPU cores
     python benchmarks/trainer.py --quick         # under a minute: fewer epochs, fewer widths
     python benchmarks/trainer.py --engines --padding   # also: bmm vs vmap; padded vs separate widths
+    python benchmarks/trainer.py --cnn --widths 64     # also: 1-D CNN groups, conv2d channels-last vs conv1d
 
 Prints, from ONE run on the same machine, for MLPs (depth 2) on MNIST-1D:
   naive    one model at a time: run_trial (standard PyTorch training), same epochs and batch size;
@@ -94,6 +95,31 @@ def time_steps(specs, steps: int = 30, engine: str = "bmm") -> float:
     return (time.perf_counter() - t) / (steps - 3)
 
 
+def cnn_specs(channels: int, models: int, epochs: int, n: int, batch: int) -> list[dict]:
+    return [{**s, "model": {"family": "cnn1d", "size": {"channels": channels, "depth": 3}, "batchnorm": False}}
+            for s in specs_for(32, models, epochs, n, batch)]
+
+
+def cnn_table(a):
+    """CNN groups as the default study trains them (depth 3, kernel 5): naive vs the two conv forms."""
+    from scalinglab.train import batched
+    print(f"\n1-D CNN (depth 3, kernel 5), {a.models} models, n={a.n}, batch {a.batch}, {a.epochs} epochs; "
+          f"wall s, medians of {max(2, a.reps)} interleaved reps")
+    print(f"{'channels':>8} {'naive s':>8} {'conv1d s':>9} {'conv2d-CL s':>11} {'naive/conv2d':>12} "
+          f"{'conv1d/conv2d':>13}")
+    for ch in (8, 32, 48):
+        specs = cnn_specs(ch, a.models, a.epochs, a.n, a.batch)
+        t = {"naive": [], "conv1d": [], "conv2d": []}
+        for _ in range(max(2, a.reps)):
+            t["naive"].append(time_naive(specs)[0])
+            for form in ("conv1d", "conv2d"):
+                batched.CONV_2D = form == "conv2d"
+                t[form].append(time_batched(specs)[0])
+        batched.CONV_2D = True
+        n, c1, c2 = med(t["naive"]), med(t["conv1d"]), med(t["conv2d"])
+        print(f"{ch:>8} {n:>8.2f} {c1:>9.2f} {c2:>11.2f} {n / c2:>11.2f}x {c1 / c2:>12.2f}x")
+
+
 def med(xs):
     return statistics.median(xs)
 
@@ -110,6 +136,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="2 epochs, widths 64,256, 1 rep")
     ap.add_argument("--engines", action="store_true", help="also compare the bmm and vmap engines")
     ap.add_argument("--padding", action="store_true", help="also: one padded group vs groups per width")
+    ap.add_argument("--cnn", action="store_true", help="also: 1-D CNN groups (the default study's family): naive "
+                    "vs batched with conv2d channels-last vs batched with grouped conv1d")
     a = ap.parse_args(argv)
     if a.quick:
         a.epochs, a.widths, a.reps = 2, "64,256", 1
@@ -172,6 +200,9 @@ def main(argv=None):
                     tt[e].append(time_steps(specs, engine=e))
             print(f"  width {w:>4}: bmm {med(tt['bmm']) * 1e3:.2f} ms, vmap {med(tt['vmap']) * 1e3:.2f} ms, "
                   f"vmap/bmm {med(tt['vmap']) / med(tt['bmm']):.2f}")
+
+    if a.cnn:
+        cnn_table(a)
 
     if a.padding:
         pw = [w for w in widths if w <= 128] or widths[:3]
