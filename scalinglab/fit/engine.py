@@ -90,8 +90,8 @@ def check_xy(x, y, weights=None, where="fit_curve", min_distinct=4):
     return x[order], y[order], w[order], order
 
 
-def fit_form(law, x, y, w, y0=None, robust=False, max_nfev=None):
-    """Fit one law to sorted, checked points; return a _Core. Raises FitError if nothing fits."""
+def _setup(law, x, y, y0):
+    """Normalised axes, bounds, free mask and the grid of starts of one fit (fit space)."""
     x_scale = float(x.max())
     lx, ly = np.log(x / x_scale), np.log(y)
     if law.needs_y0 and y0 is not None:
@@ -104,7 +104,12 @@ def fit_form(law, x, y, w, y0=None, robust=False, max_nfev=None):
         free[i] = False
         lo[i] = hi[i] = v
         starts[:, i] = v
-    starts = np.clip(starts, lo, hi)
+    return x_scale, lx, ly, lo, hi, free, np.clip(starts, lo, hi)
+
+
+def fit_form(law, x, y, w, y0=None, robust=False, max_nfev=None):
+    """Fit one law to sorted, checked points; return a _Core. Raises FitError if nothing fits."""
+    x_scale, lx, ly, lo, hi, free, starts = _setup(law, x, y, y0)
     # coarse stage: every start gets a few batched LM steps, the best one is polished
     th, cost = lm_batch(law, lx, ly, w, starts, lo, hi, free, iters=30)
     if not np.isfinite(cost).any():
@@ -115,10 +120,54 @@ def fit_form(law, x, y, w, y0=None, robust=False, max_nfev=None):
         fs = max(1.4826 * float(np.median(np.abs(r - np.median(r)))), 1e-3)
         th, cost = lm_batch(law, lx, ly, w, th, lo, hi, free, fs=fs, iters=30)
     best = th[np.argmin(cost)]
+    return _polished(law, lx, ly, w, best, lo, hi, free, fs, x_scale, max_nfev)
+
+
+def _polished(law, lx, ly, w, best, lo, hi, free, fs, x_scale, max_nfev=None):
     th_p, cost_p, conv, msg = polish(law, lx, ly, w, best, lo, hi, free, fs=fs, max_nfev=max_nfev)
     if not np.isfinite(cost_p):
         raise FitError(f"fit_curve: form {law.name}: the fit diverged")
     return _Core(law, th_p, lx, ly, w, lo, hi, free, fs, x_scale, cost_p, conv, msg)
+
+
+def fit_prefixes(law, x, y, w, masks, y0=None):
+    """fit_form (plain loss) on several subsets of one sorted curve, e.g. the backtest's prefixes.
+
+    Same result as calling fit_form on each subset: each has its own normalisation, bounds and
+    grid of starts, but the coarse Levenberg-Marquardt stage of all of them runs as one batch (the
+    other points get weight 0), which saves the per-call overhead of two thirds of the steps.
+    Returns one _Core per mask, or None where no start gave a finite fit.
+    """
+    setups, LX, LY, W, LO, HI, TH, owner = [], [], [], [], [], [], [], []
+    for j, m in enumerate(masks):
+        x_scale, lxm, lym, lo, hi, free, starts = _setup(law, x[m], y[m], y0)
+        setups.append((x_scale, lxm, lym, lo, hi, free))
+        s = len(starts)
+        LX.append(np.tile(np.log(x / x_scale), (s, 1)))
+        LY.append(np.tile(np.log(y), (s, 1)))
+        W.append(np.tile(np.where(m, w, 0.0), (s, 1)))
+        LO.append(np.tile(lo, (s, 1)))
+        HI.append(np.tile(hi, (s, 1)))
+        TH.append(starts)
+        owner += [j] * s
+    if not setups:
+        return []
+    cat = np.concatenate
+    th, cost = lm_batch(law, cat(LX), cat(LY), cat(W), cat(TH), cat(LO), cat(HI), setups[0][5],
+                        iters=30)
+    owner = np.array(owner)
+    out = []
+    for j, m in enumerate(masks):
+        x_scale, lxm, lym, lo, hi, free = setups[j]
+        c = np.where((owner == j) & np.isfinite(cost), cost, np.inf)
+        if not np.isfinite(c).any():
+            out.append(None)
+            continue
+        try:
+            out.append(_polished(law, lxm, lym, w[m], th[np.argmin(c)], lo, hi, free, None, x_scale))
+        except FitError:
+            out.append(None)
+    return out
 
 
 def _regions(law, th, th_boot, x, y0, interval):

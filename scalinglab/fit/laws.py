@@ -70,8 +70,10 @@ def _split(th):
 
 def _linfit(lx, ly):
     """Least-squares line ly = c0 + c1 * lx; the log-log guess of lmfit's powerlaw."""
-    c1, c0 = np.polyfit(lx, ly, 1)
-    return c0, c1
+    mx, my = lx.mean(), ly.mean()
+    dx = lx - mx
+    c1 = float(dx @ (ly - my) / (dx @ dx))
+    return my - c1 * mx, c1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,9 +27,12 @@ def lm_batch(law, lx, ly, w, th0, lo, hi, free, *, fs=None, iters=60, tol=1e-10)
 
     Parameters
     ----------
-    lx, ly : (n,) log x (normalised) and log y.
-    w : (B, n) or (n,) weights (bootstrap counts times seed counts); 0 drops a point.
-    th0 : (B, k) starting points; lo, hi : (k,) box bounds; free : (k,) bool, False = held fixed.
+    lx, ly : (n,) log x (normalised) and log y; or (B, n), one row per problem (the backtest fits
+        the prefixes of one curve, each normalised by its own largest x, in one batch).
+    w : (B, n) or (n,) weights (bootstrap counts times seed counts); 0 drops a point (its residual
+        may then be anything, even inf).
+    th0 : (B, k) starting points; lo, hi : (k,) or (B, k) box bounds; free : (k,) bool, False =
+        held fixed.
     fs : soft-L1 scale in log units, or None for plain least squares.
 
     Returns
@@ -38,7 +41,8 @@ def lm_batch(law, lx, ly, w, th0, lo, hi, free, *, fs=None, iters=60, tol=1e-10)
     """
     th = np.clip(np.array(th0, dtype=float), lo, hi)
     B, k = th.shape
-    w = np.broadcast_to(np.asarray(w, float), (B, lx.size))
+    w = np.broadcast_to(np.asarray(w, float), (B, np.shape(lx)[-1]))
+    dropped = w <= 0
     fixed = ~np.asarray(free)
     lam = np.full(B, 1e-2)
 
@@ -46,6 +50,7 @@ def lm_batch(law, lx, ly, w, th0, lo, hi, free, *, fs=None, iters=60, tol=1e-10)
         with np.errstate(all="ignore"):
             f, J = law.value_jac(lx, t)  # (B, n), (B, n, k)
             r = f - ly
+        r = np.where(dropped, 0.0, r)
         rho, wr = _robust(r * r, fs)
         cost = 0.5 * np.sum(w * rho, axis=-1)
         J = np.where(np.isfinite(J), J, 0.0)

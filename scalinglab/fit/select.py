@@ -45,7 +45,7 @@ def backtest(x, y, w, forms, *, y0=None, robust=False, interval=0.9):
     dict form -> {"score": mean held-out RMSLE over cuts or None, "cuts": [...],
                   "calibration": {"kappa", "n_heldout", "source"}}
     """
-    from scalinglab.fit.engine import FitError, fit_form
+    from scalinglab.fit.engine import FitError, fit_form, fit_prefixes
 
     lxr = np.log(x / x.min())
     z = norm.ppf(0.5 + interval / 2)
@@ -53,13 +53,24 @@ def backtest(x, y, w, forms, *, y0=None, robust=False, interval=0.9):
     for name in forms:
         law = LAWS[name]
         cuts, need = [], []
+        masks, fracs = [], []
         for f in CUTS:
             m = lxr <= f * lxr[-1] + 1e-12
             if np.unique(x[m]).size <= law.n_free(y0) or m.all() or m.sum() < 4:
                 continue
-            try:
-                core = fit_form(law, x[m], y[m], w[m], y0, robust)
-            except FitError:
+            masks.append(m)
+            fracs.append(f)
+        if robust:  # the soft-L1 stage is per fit
+            cores = []
+            for m in masks:
+                try:
+                    cores.append(fit_form(law, x[m], y[m], w[m], y0, robust))
+                except FitError:
+                    cores.append(None)
+        else:
+            cores = fit_prefixes(law, x, y, w, masks, y0)
+        for f, m, core in zip(fracs, masks, cores):
+            if core is None:
                 continue
             xf = x[m]
             with np.errstate(all="ignore"):
