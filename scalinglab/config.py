@@ -132,6 +132,9 @@ class SearchConfig(_Strict):
     lrs: tuple[float, ...] | None = None  # learning-rate grid; default train.lr x {1/3, 1, 3}
     weight_decays: tuple[float, ...] = (0.0,)
     size_spread: int = Field(1, ge=0)  # grid steps around the interpolated centre size
+    # when a subset's best candidate has the grid's largest (smallest) lr, try that candidate again
+    # with the lr one grid ratio further, up to this many steps while it keeps improving (0: never)
+    extend_lr: int = Field(2, ge=0, le=10)
     reference: dict | None = None  # the full set's reference model: size knobs and optionally lr
     factor: Literal[FACTORS] | None = None  # a categorical factor compared level by level
     levels: tuple | None = None

@@ -40,14 +40,14 @@ class FakeBackend:
     size N*(m) = sigma * m**beta_p runs from the smallest overfitting model at the smallest subset to
     the largest model at the largest. A model overfits the smallest subset when N >= P0."""
 
-    def __init__(self, search: HestnessSearch, lr_penalty=True):
+    def __init__(self, search: HestnessSearch, lr_penalty=True, lr_best=0.01):
         p = [pp for _, pp in search.sizes]
         m = search.data_sizes
         self.p0 = p[2]  # the third size is the smallest that overfits
         self.beta_p = math.log(p[-1] / self.p0) / math.log(m[-1] / m[0])
         self.sigma = self.p0 / m[0] ** self.beta_p
         self.params = {json.dumps(s, sort_keys=True): pp for s, pp in search.sizes}
-        self.lr_penalty = lr_penalty
+        self.lr_penalty, self.lr_best = lr_penalty, lr_best
         self.calls = 0
 
     def error(self, m, n_params, seed=None, lr=0.01):
@@ -55,7 +55,7 @@ class FakeBackend:
         f = ALPHA * m ** BETA + GAMMA
         e = f * (1 + 0.3 * math.log(n_params / best) ** 2)
         if self.lr_penalty:
-            e *= 1 + 0.2 * abs(math.log10(lr / 0.01))
+            e *= 1 + 0.2 * abs(math.log10(lr / self.lr_best))
         if seed is not None:
             e *= 1 + 0.01 * np.random.default_rng([seed, m, int(n_params)]).standard_normal()
         return e
@@ -99,9 +99,9 @@ def test_search_finds_planted_best_sizes_and_laws(study, tmp_path):
     lo, hi = msl["ci"]["beta_p"]
     assert lo < hi
     assert summary["learning_curve"]["exponent"] < 0
-    # trial budget: probes + candidates + promoted seeds, nothing more
+    # trial budget: probes + candidates + lr-edge extensions + promoted seeds, nothing more
     n_sub = len(study.sizes())
-    assert fake.calls <= len(WIDTHS) + n_sub * (5 + 2 * 2)
+    assert fake.calls <= len(WIDTHS) + n_sub * (5 + study.search.extend_lr + 2 * 2)
     # a rerun reuses everything; a bigger budget reuses every finished trial
     calls = fake.calls
     run_study(study, tmp_path, backend=fake, log=lambda m: None)
@@ -146,3 +146,25 @@ def test_factor_levels_are_searched_and_compared(tmp_path):
         assert lv["learning_curve"]["exponent"] < 0
     # the fake ignores the optimizer: the two curves are the same up to seed noise
     assert summary["factor"]["comparison"]["exponents_overlap"] is True
+
+
+@pytest.mark.parametrize("lr_best,found", [(0.1, 0.09), (0.001, 0.01 / 9)])
+def test_lr_grid_edges_are_extended(study, tmp_path, lr_best, found):
+    """The planted best lr lies outside the grid (0.01 x {1/3, 1, 3}): where a subset's best candidate
+    sits on the grid's edge, the search steps past it (x3 or /3) while that keeps improving, so no
+    subset ends on the edge; with extend_lr = 0 they stay there. (A subset whose best candidate has a
+    mid-grid lr, because the Monte Carlo sample paired the best size only with it, is not extended.)"""
+    edge = 0.03 if lr_best > 0.01 else 0.01 / 3
+    fake = FakeBackend(HestnessSearch(study), lr_best=lr_best)
+    summary = run_study(study, tmp_path / "ext", backend=fake, log=lambda m: None)
+    lrs = [pt["lr"] for pt in summary["points"]]
+    assert not any(lr == pytest.approx(edge) for lr in lrs), lrs
+    assert sum(lr == pytest.approx(found) for lr in lrs) >= len(lrs) // 2, lrs
+    calls = fake.calls  # a rerun redoes nothing: the extensions are a pure function of the store
+    run_study(study, tmp_path / "ext", backend=fake, log=lambda m: None)
+    assert fake.calls == calls
+    off = parse_study(STUDY + "extend_lr = 0\n", "fake.toml")
+    summary = run_study(off, tmp_path / "off", backend=FakeBackend(HestnessSearch(off), lr_best=lr_best),
+                        log=lambda m: None)
+    lrs = [pt["lr"] for pt in summary["points"]]
+    assert not any(lr == pytest.approx(found) for lr in lrs) and any(lr == pytest.approx(edge) for lr in lrs)

@@ -9,8 +9,12 @@
    `size_spread` grid steps, learning rate and weight decay from their grids). Candidates are drawn
    in a fixed order from a per-subset RNG, so a bigger `candidates` budget keeps the earlier ones and
    a rerun reuses their trials.
-3. Successive halving on seeds: every candidate is trained with seed 0; the `promote` best get the
-   other seeds. A candidate's score is the median over seeds of its minimum dev error.
+   Learning-rate edges: when a subset's best candidate uses the grid's largest (smallest) learning
+   rate, the optimum may lie outside the grid, so that candidate is tried again with the learning
+   rate one grid ratio further out, and again while it keeps improving, up to `extend_lr` steps.
+3. Successive halving on seeds: every candidate (extensions included) is trained with seed 0; the
+   `promote` best get the other seeds. A candidate's score is the median over seeds of its minimum
+   dev error.
 
 Each phase is a pure function of the study and the trials already stored, so a killed search resumes
 where it stopped and `next_trials` can be called again and again until it returns nothing new.
@@ -111,6 +115,53 @@ class HestnessSearch:
         order = rng.permutation(len(rest))
         return ([first] + [rest[j] for j in order])[: self.cfg.candidates]
 
+    def lr_extensions(self, k: int, cands: list, results: dict[str, dict], level) -> list[tuple[int, float, float]]:
+        """Extra (size index, lr, weight decay) candidates of subset k beyond the lr grid's edges, as far
+        as the stored results make them known: each step needs the previous step's result."""
+        if not self.cfg.extend_lr or len(self.lrs) < 2:
+            return []
+        n = self.data_sizes[k]
+
+        def score(c):  # seed-0 min dev error; ties to fewer parameters (as stage 2 ranks them)
+            r = results.get(trial_id(self.spec(n, c[0], c[1], c[2], 0, level)))
+            return (r["min_dev_error"], self.sizes[c[0]][1]) if r and r["status"] == "ok" else None
+
+        scored = [(score(c), c) for c in cands]
+        scored = [(s, c) for s, c in scored if s is not None]
+        if len(scored) < len(cands) or not scored:  # stage 1 of this subset is not finished
+            return []
+        best_s, best = min(scored)
+        up, down = self.lrs[-1] / self.lrs[-2], self.lrs[1] / self.lrs[0]
+        ext = []
+        for _ in range(self.cfg.extend_lr):
+            tried = [c[1] for c in cands + ext]
+            if best[1] >= max(tried) * (1 - 1e-9):
+                nxt = (best[0], best[1] * up, best[2])
+            elif best[1] <= min(tried) * (1 + 1e-9):
+                nxt = (best[0], best[1] / down, best[2])
+            else:
+                break
+            ext.append(nxt)
+            s = score(nxt)
+            if s is None or s >= best_s:  # not run yet, or no better: stop here
+                break
+            best_s, best = s, nxt
+        return ext
+
+    def all_candidates(self, k: int, small_i: int, results: dict[str, dict], level) -> list:
+        cands = self.candidates(k, small_i)
+        return cands + self.lr_extensions(k, cands, results, level)
+
+    def extension_trials(self, small: dict, results: dict[str, dict]) -> list[tuple[dict, dict]]:
+        out = []
+        for level in self.levels:
+            for k, n in enumerate(self.data_sizes):
+                cands = self.candidates(k, small[_lvl(level)])
+                for e, (i, lr, wd) in enumerate(self.lr_extensions(k, cands, results, level)):
+                    out.append((self.spec(n, i, lr, wd, 0, level),
+                                {"stage": "lr-edge", "candidate": len(cands) + e, "level": _lvl(level)}))
+        return out
+
     def stage1_trials(self, small: dict) -> list[tuple[dict, dict]]:
         out = []
         for level in self.levels:
@@ -125,7 +176,7 @@ class HestnessSearch:
         out = []
         for level in self.levels:
             for k, n in enumerate(self.data_sizes):
-                cands = self.candidates(k, small[_lvl(level)])
+                cands = self.all_candidates(k, small[_lvl(level)], results, level)
                 scored = []
                 for j, (i, lr, wd) in enumerate(cands):
                     r = results.get(trial_id(self.spec(n, i, lr, wd, 0, level)))
@@ -144,7 +195,8 @@ class HestnessSearch:
         out = [t for level in self.levels for t in self.overfit_trials(level)]
         small = {_lvl(lv): self.small_end(results, lv) for lv in self.levels}
         if all(v is not None for v in small.values()):
-            out += self.stage1_trials(small) + self.stage2_trials(small, results)
+            out += self.stage1_trials(small) + self.extension_trials(small, results) + \
+                self.stage2_trials(small, results)
         return out
 
     def next_trials(self, results: dict[str, dict]) -> list[tuple[dict, dict]]:
@@ -157,7 +209,9 @@ class HestnessSearch:
         if missing:
             return missing
         small = {_lvl(lv): self.small_end(results, lv) for lv in self.levels}
-        for phase in (lambda: self.stage1_trials(small), lambda: self.stage2_trials(small, results)):
+        # extensions come one step per round (each step needs the previous one's result)
+        for phase in (lambda: self.stage1_trials(small), lambda: self.extension_trials(small, results),
+                      lambda: self.stage2_trials(small, results)):
             missing = [t for t in phase() if trial_id(t[0]) not in results]
             if missing:
                 return missing
