@@ -75,7 +75,10 @@ def lm_batch(law, lx, ly, w, th0, lo, hi, free, *, fs=None, iters=60, tol=1e-10)
         new[:, fixed] = th[:, fixed]
         r2, c2, wr2, J2 = evaluate(new)
         ok = c2 < cost
-        rel = np.where(ok, (cost - c2) / np.maximum(cost, 1e-300), 0.0)
+        # converged: the step changes the cost by less than tol (whether or not it was taken; an
+        # exact start, e.g. pow's log-log line, only ever proposes steps that change nothing)
+        with np.errstate(invalid="ignore"):
+            still = np.abs(cost - c2) <= tol * np.maximum(cost, 1e-300)
         th = np.where(ok[:, None], new, th)
         r = np.where(ok[:, None], r2, r)
         wr = np.where(ok[:, None], wr2, wr)
@@ -83,7 +86,7 @@ def lm_batch(law, lx, ly, w, th0, lo, hi, free, *, fs=None, iters=60, tol=1e-10)
         cost = np.where(ok, c2, cost)
         lam = np.where(ok, lam / 3, lam * 4)
         lam = np.clip(lam, 1e-12, 1e12)
-        if np.all((ok & (rel < tol)) | (lam >= 1e12)):
+        if np.all(still | (lam >= 1e12)):
             break
     return th, cost
 
