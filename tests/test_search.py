@@ -134,7 +134,7 @@ def test_candidates_are_stable_when_budget_grows(study):
         assert len(set(c)) == len(c)
 
 
-def test_factor_levels_are_searched_and_compared(tmp_path):
+def test_factor_levels_are_searched_and_compared(tmp_path, capsys):
     text = STUDY.replace('[search]', '[search]\nfactor = "optimizer"\nlevels = ["sgd", "adam"]')
     study = parse_study(text, "f.toml")
     search = HestnessSearch(study)
@@ -146,6 +146,14 @@ def test_factor_levels_are_searched_and_compared(tmp_path):
         assert lv["learning_curve"]["exponent"] < 0
     # the fake ignores the optimizer: the two curves are the same up to seed noise
     assert summary["factor"]["comparison"]["exponents_overlap"] is True
+    # `scalinglab status` shows one block of rows per level, each with that level's own trials
+    from scalinglab.cli.main import main
+    assert main(["status", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = [ln for ln in out.splitlines() if ln.lstrip("│| ").startswith(("sgd", "adam"))]
+    assert len(rows) == 2 * len(study.sizes()), out
+    per_level = len(summary["factor"]["levels"]["sgd"]["points"])
+    assert per_level == len(study.sizes())
 
 
 @pytest.mark.parametrize("lr_best,found", [(0.1, 0.09), (0.001, 0.01 / 9)])

@@ -15,6 +15,7 @@ def run(args) -> int:
     from scalinglab.config import Study
     from scalinglab.models.registry import size_label
     from scalinglab.search import make_search
+    from scalinglab.search.grid import _lvl
     from scalinglab.store import Store
     from scalinglab.train.trial import trial_id
 
@@ -25,23 +26,31 @@ def run(args) -> int:
             results = store.result_index(st["name"])
             study = Study.model_validate(st["config"])  # validated when the study was run
             # Planned = what the search would run now (later phases can add more once these finish).
-            pending = [s for s, _ in make_search(study).next_trials(results) if trial_id(s) not in results]
-            cand = candidate_scores(df)
+            pending = [(s, t) for s, t in make_search(study).next_trials(results) if trial_id(s) not in results]
+            factor = study.search.factor
+            levels = [_lvl(v) for v in study.search.levels] if factor else [None]
             table = Table(title=f"{st['name']}: {len(df)} trials done, {len(pending)} pending in the "
                                 f"current phase (search: {study.search.kind}); best = lowest median over "
                                 f"seeds of min dev error, most seeds first")
-            for col in ("data size", "done", "pending", "not ok", "best error", "best model", "lr", "seeds"):
-                table.add_column(col, justify="left" if col == "best model" else "right", no_wrap=True)
-            for m in study.sizes():
-                d = df[df["data_size"] == m]
-                c = cand[cand["data_size"] == m].sort_values(["n_seeds", "error"], ascending=[False, True])
-                best = c.iloc[0] if len(c) else None
-                table.add_row(str(m), str(len(d)), str(sum(s["data_size"] == m for s in pending)),
-                              str(int((d["status"] != "ok").sum())),
-                              f"{best.error:.4f}" if best is not None else "-",
-                              size_label(best.model_size) if best is not None else "-",
-                              f"{best.lr:g}" if best is not None else "-",
-                              str(int(best.n_seeds)) if best is not None else "-")
+            cols = ([factor] if factor else []) + ["data size", "done", "pending", "not ok", "best error",
+                                                   "best model", "lr", "seeds"]
+            for col in cols:
+                table.add_column(col, justify="left" if col in ("best model", factor) else "right", no_wrap=True)
+            for level in levels:  # a factor study: one block of rows per level (tags hold the level)
+                dl = df if level is None or "tag_level" not in df else df[df["tag_level"] == level]
+                pl = [s for s, t in pending if level is None or t.get("level") == level]
+                cand = candidate_scores(dl)
+                for m in study.sizes():
+                    d = dl[dl["data_size"] == m]
+                    c = cand[cand["data_size"] == m].sort_values(["n_seeds", "error"], ascending=[False, True])
+                    best = c.iloc[0] if len(c) else None
+                    table.add_row(*([level] if factor else []), str(m), str(len(d)),
+                                  str(sum(s["data_size"] == m for s in pl)),
+                                  str(int((d["status"] != "ok").sum())),
+                                  f"{best.error:.4f}" if best is not None else "-",
+                                  size_label(best.model_size) if best is not None else "-",
+                                  f"{best.lr:g}" if best is not None else "-",
+                                  str(int(best.n_seeds)) if best is not None else "-")
             console.print(table)
     return 0
 
