@@ -119,6 +119,12 @@ def test_best_w_per_model_size_on_a_fake_trainer(tmp_path, capsys):
     assert main(["diagnose", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "best w" in out and "smaller models prefer a lower w" in out
+    # the report draws dev error against w (a panel per data size) and embeds it
+    assert main(["report", str(tmp_path)]) == 0
+    from PIL import Image
+    img = Image.open(tmp_path / "plots" / "weighting.png")
+    assert img.size[0] > 2 * img.size[1] * 0.9  # two panels side by side
+    assert 'alt="dev error against the auxiliary-data weight"' in (tmp_path / "report.html").read_text()
 
 
 def test_finding_text():

@@ -309,8 +309,56 @@ def factors(data: ReportData) -> bytes | None:
         return _png(fig)
 
 
+def weighting(data: ReportData) -> bytes | None:
+    """Auxiliary-data weighting: median dev error (bars: seed range) against the weight w of the
+    auxiliary examples, one panel per target data size, one line per model size; the chosen w ringed."""
+    w = data.summary.get("weighting")
+    groups = [g for g in (w.get("by_data_size") or []) if g.get("models")] if isinstance(w, dict) else []
+    if not groups:
+        return None
+    pct = _pct_axis(data)
+    n = len(groups)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    colors = plt.get_cmap("viridis")
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 0.6, 3.0 * rows + 0.4), squeeze=False,
+                                 sharey=True)
+        for ax in axes.flat[n:]:
+            ax.set_visible(False)
+        for ax, g in zip(axes.flat, groups):
+            k = len(g["models"])
+            for j, m in enumerate(g["models"]):
+                col = colors(0.15 + 0.7 * j / max(1, k - 1))
+                c = m["curve"]
+                x = np.array([p["weight"] for p in c], float)
+                y = np.array([p["dev_error"] for p in c], float)
+                lo = np.array([p.get("dev_error_lo", p["dev_error"]) for p in c], float)
+                hi = np.array([p.get("dev_error_hi", p["dev_error"]) for p in c], float)
+                # w = 0 on a linear axis: weights are typically 0, 0.1 ... 1, a few values
+                ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="o-", color=col, ms=4, lw=1.5, capsize=2,
+                            label=f"{m.get('label', '')} ({human(m.get('params') or 0)})")
+                ax.plot([m["best_weight"]], [m["best_dev_error"]], "o", ms=11, mfc="none", mec=RED, mew=1.5)
+            ax.set_title(f"{human(g['data_size'])} target + {human(g.get('aux_size', 0))} auxiliary",
+                         fontsize=10)
+            ws = sorted({p["weight"] for m in g["models"] for p in m["curve"]})
+            pos = [v for v in ws if v > 0]
+            if pos and max(pos) / min(pos) > 20:  # weights like 0, 0.01, 0.1, 1: log spacing, 0 kept
+                ax.set_xscale("symlog", linthresh=min(pos), linscale=0.5)
+            ax.xaxis.set_major_locator(FixedLocator(ws))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_xlabel("weight w of auxiliary examples")
+            ax.grid(True)
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _pct(v) if pct else f"{v:.3g}"))
+        for ax in axes[:, 0]:
+            ax.set_ylabel(data.metric_label)
+        axes.flat[0].legend(loc="best", fontsize=8, title="model", title_fontsize=8)
+        return _png(fig)
+
+
 PLOTS = {"learning_curve": learning_curve, "model_size_curves": per_size, "model_size": model_size,
-         "factors": factors}
+         "factors": factors, "weighting": weighting}
 
 
 def make_plots(data: ReportData, out_dir: Path | None = None) -> dict[str, bytes]:
