@@ -63,6 +63,21 @@ def test_step_trajectories_match_run_trial(model, opt):
             assert rel(ha["dev_loss"], hb["dev_loss"]) < dev_tol, (ha, hb)
 
 
+@pytest.mark.parametrize("conv_2d", [True, False], ids=["conv2d-channels-last", "grouped-conv1d"])
+def test_both_conv_forms_match_run_trial(conv_2d, monkeypatch):
+    """The CNN group's two conv forms (CONV_2D: channels-last conv2d, the default; grouped conv1d) give
+    run_trial's per-step losses, with batch norm and with the read-out after the last conv."""
+    from scalinglab.train import batched
+    monkeypatch.setattr(batched, "CONV_2D", conv_2d)
+    model = {"family": "cnn1d", "size": {"channels": 6, "depth": 3}, "batchnorm": True}
+    specs = [spec(s, n=64, model=model, optimizer="adam", lr=lr, max_epochs=6, min_steps_per_epoch=1,
+                  patience=100) for s, lr in [(0, 3e-3), (1, 1e-2)]]
+    for a, b in zip([run_trial(s) for s in specs], run_group(specs, fallback=False)):
+        for ha, hb in zip(a["history"], b["history"]):
+            assert rel(ha["train_loss"], hb["train_loss"]) < 1e-4, (ha, hb)
+            assert rel(ha["dev_loss"], hb["dev_loss"]) < 1e-3, (ha, hb)
+
+
 def test_mixed_group_agrees_with_run_trial():
     # different data sizes (so different epoch lengths), lr, weight decay, max_epochs in one group
     specs = [spec(0, n=100), spec(1, n=300, lr=1e-3), spec(2, n=1000, weight_decay=0.05, max_epochs=2),
