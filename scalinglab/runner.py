@@ -34,13 +34,16 @@ def machine_info(device: str) -> dict:
 
 def run_study(study: Study, out: Path, *, source: str = "", backend: str = "local", workers: int = 1,
               device: str | None = None, progress=None, form: str = "auto", log=None,
-              backend_options: dict | None = None) -> dict:
+              backend_options: dict | None = None, retry_failed: bool = False) -> dict:
     """Run (or resume) `study` into folder `out`; returns the summary dict.
 
     progress: an object with `start(total, done, todo)`, `advance(spec, result)`, `stop()` (or None).
     log: called with one-line messages (default: stderr).
     backend_options: passed to `make_backend` (ray: address, num_cpus, num_gpus); for the ray backend
     they override the study's [resources].
+    retry_failed: run again the stored trials whose status is "failed" (an exception or a lost worker,
+    not a diverged model); each new result replaces the failed row when it is committed, so a kill
+    during the retry loses nothing.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     device = resolve_device(device or study.train.device)
@@ -53,6 +56,11 @@ def run_study(study: Study, out: Path, *, source: str = "", backend: str = "loca
     store.begin_study(study.name, study.to_dict(), source, info=machine_info(device))
     search = make_search(study)
     results = store.result_index()
+    if retry_failed:
+        failed = [k for k, r in results.items() if r["status"] == "failed"]
+        for k in failed:
+            del results[k]
+        log(f"retrying {len(failed)} failed trials")
     already = len(results)
     if already:
         log(f"resuming: {already} trials already in the store, {search.estimate_total()} planned")

@@ -115,3 +115,44 @@ def test_trials_of_an_earlier_config_do_not_count(tiny_study, tmp_path):
         assert s.count() == 2 * first["trials"]["total"]  # nothing deleted...
     assert second["trials"]["total"] == first["trials"]["total"]  # ...but only the current ones count
     assert len(load_results(tmp_path, "tiny")) == first["trials"]["total"]
+
+
+def test_retry_failed_reruns_only_failed_trials(tiny_study, tmp_path):
+    """A failed trial (an exception, not a diverged model) stays failed on a plain rerun and is run
+    again, its row replaced, with retry_failed; ok trials are never rerun or overwritten."""
+    from scalinglab.runner import run_study
+
+    study, _ = load_study(str(tiny_study))
+
+    class Flaky:  # fails every spec with seed 1 while `broken`; records what it was asked to run
+        def __init__(self, broken):
+            self.broken, self.ran = broken, []
+
+        def map(self, specs, device="cpu"):
+            for s in specs:
+                self.ran.append(trial_id(s))
+                bad = self.broken and s["seed"] == 1
+                yield s, {"id": trial_id(s), "status": "failed" if bad else "ok",
+                          "min_dev_error": None if bad else 0.5 / s["data_size"] ** 0.3,
+                          "final_train_error": None if bad else 0.0, "params": 10, "best_epoch": 1,
+                          "epochs": 1, "test_error": None if bad else 0.3, "history": [], "wall_time": 0.0,
+                          "error": "RuntimeError: worker lost" if bad else None}
+
+    out = tmp_path / "out"
+    first = Flaky(broken=True)
+    run_study(study, out, backend=first, log=lambda m: None)
+    n, failed = len(first.ran), {i for i, r in Store(out).result_index().items() if r["status"] == "failed"}
+    assert n == 20 and len(failed) == 10
+    plain = Flaky(broken=False)
+    run_study(study, out, backend=plain, log=lambda m: None)
+    assert plain.ran == []  # a rerun without the flag keeps failed trials as they are
+    with Store(out) as s:
+        ok_before = {r["id"]: r["finished_at"] for _, r in s.frame().iterrows() if r["status"] == "ok"}
+    retry = Flaky(broken=False)
+    summary = run_study(study, out, backend=retry, log=lambda m: None, retry_failed=True)
+    assert set(retry.ran) == failed and len(retry.ran) == 10
+    with Store(out) as s:
+        df = s.frame()
+        assert s.count() == 20 and (df["status"] == "ok").all()  # replaced in place: no duplicate rows
+        assert {r["id"]: r["finished_at"] for _, r in df.iterrows() if r["id"] in ok_before} == ok_before
+    assert summary["trials"].get("failed", 0) == 0

@@ -29,6 +29,9 @@ def register(p):
     p.add_argument("--no-batch", action="store_true",
                    help="train one model at a time instead of same-shape groups (for comparisons)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run again the stored trials that failed (an exception or a lost worker; diverged "
+                        "trials are results and stay); a rerun without it keeps them as they are")
 
 
 def run(args) -> int:
@@ -69,7 +72,7 @@ def run(args) -> int:
         os.environ["SCALINGLAB_BATCHED"] = "0"  # read by make_backend, here and in spawned workers
     summary = run_study(study, out, source=source, backend=args.backend, workers=args.workers,
                         device=args.device, progress=progress, form=args.form,
-                        log=console.print, backend_options=ray_opts)
+                        log=console.print, backend_options=ray_opts, retry_failed=args.retry_failed)
     _print_summary(console, summary, out)
     from scalinglab.report import write_report
 

@@ -130,7 +130,11 @@ class Store:
 
     # --- trials ----------------------------------------------------------------------------------
     def add(self, study: str, spec: dict, result: dict, tags: dict | None = None) -> bool:
-        """Commit one finished trial. Returns False if it was already there (no duplicate row)."""
+        """Commit one finished trial. Returns False if it was already there (no duplicate row).
+
+        A stored trial whose status is "failed" (an exception, a lost worker: not a result about the
+        model) is replaced by a new result of the same trial: that is how `--retry-failed` reruns it.
+        Any other stored trial is kept as it is."""
         row = {
             "id": result["id"], "study": study, "status": result["status"],
             "data_size": spec["data_size"], "model_size": json.dumps(spec["model"]["size"], sort_keys=True),
@@ -141,7 +145,9 @@ class Store:
         for k in ("min_dev_error", "best_epoch", "epochs", "final_train_error", "test_error", "params",
                   "train_flops_per_example", "train_flops", "wall_time", "device", "error"):
             row[k] = result.get(k)
-        sql = f"INSERT OR IGNORE INTO trials({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+        sql = (f"INSERT INTO trials({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+               f"ON CONFLICT(id) DO UPDATE SET {', '.join(f'{c}=excluded.{c}' for c in _COLUMNS[1:])} "
+               "WHERE trials.status = 'failed'")
         cur = _retry(lambda: self.conn.execute(sql, [row[c] for c in _COLUMNS]))
         return cur.rowcount == 1
 
