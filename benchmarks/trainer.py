@@ -28,6 +28,7 @@ skipped input gradient and leaves out the evaluations.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 
@@ -63,7 +64,7 @@ def executed_flops(r: dict, width: int, n: int, depth: int = 2) -> int:
     (2 per multiply-add) + weight gradient + input gradient except the first layer's; per evaluated
     example a forward (dev set each epoch, the train subset and the test set at the end)."""
     dims = [40] + [width] * depth + [10]  # MNIST-1D: 40 inputs, 10 classes
-    macs = [a * b for a, b in zip(dims[:-1], dims[1:])]
+    macs = [a * b for a, b in itertools.pairwise(dims)]
     fwd = 2 * sum(macs)
     train = 2 * fwd - 2 * macs[0] + fwd
     n_eval = r["epochs"] * DATA["options"]["n_dev"] + n + DATA["options"]["n_test"]
