@@ -4,6 +4,7 @@
     python benchmarks/trainer.py --quick         # under a minute: fewer epochs, fewer widths
     python benchmarks/trainer.py --engines --padding   # also: bmm vs vmap; padded vs separate widths
     python benchmarks/trainer.py --cnn --widths 64     # also: 1-D CNN groups, conv2d channels-last vs conv1d
+    python benchmarks/trainer.py --single              # also: one model, run_group (fused MLP) vs run_trial
 
 Prints, from ONE run on the same machine, for MLPs (depth 2) on MNIST-1D:
   naive    one model at a time: run_trial (standard PyTorch training), same epochs and batch size;
@@ -137,6 +138,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="2 epochs, widths 64,256, 1 rep")
     ap.add_argument("--engines", action="store_true", help="also compare the bmm and vmap engines")
     ap.add_argument("--padding", action="store_true", help="also: one padded group vs groups per width")
+    ap.add_argument("--single", action="store_true", help="also: a group of one (run_group routes a plain "
+                    "MLP to the fused step) vs run_trial, per width")
     ap.add_argument("--cnn", action="store_true", help="also: 1-D CNN groups (the default study's family): naive "
                     "vs batched with conv2d channels-last vs batched with grouped conv1d")
     a = ap.parse_args(argv)
@@ -201,6 +204,20 @@ def main(argv=None):
                     tt[e].append(time_steps(specs, engine=e))
             print(f"  width {w:>4}: bmm {med(tt['bmm']) * 1e3:.2f} ms, vmap {med(tt['vmap']) * 1e3:.2f} ms, "
                   f"vmap/bmm {med(tt['vmap']) / med(tt['bmm']):.2f}")
+
+    if a.single:
+        print(f"\none model (a group of one), n={a.n}, batch {a.batch}, {a.epochs} epochs; wall s, medians of "
+              f"{max(3, a.reps)} interleaved reps")
+        for w in widths:
+            specs = specs_for(w, 1, a.epochs, a.n, a.batch)
+            tn, tb = [], []
+            for _ in range(max(3, a.reps)):
+                tn.append(time_naive(specs)[0])
+                t = time.perf_counter()
+                run_group(specs)  # engine "auto": the path the backends take for a group of one
+                tb.append(time.perf_counter() - t)
+            print(f"  width {w:>4}: run_trial {med(tn):.3f} s, run_group {med(tb):.3f} s, "
+                  f"ratio {med(tn) / med(tb):.2f}x")
 
     if a.cnn:
         cnn_table(a)

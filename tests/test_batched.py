@@ -237,3 +237,22 @@ def test_stacked_optimizer_buckets_match_torch_optim(kind):
                 ref.step()
             expect = p0[s] if s == 3 else q.detach()  # the dead slot stays frozen
             assert torch.allclose(p[s], expect, rtol=1e-5, atol=1e-7), (hps, s)
+
+
+@pytest.mark.parametrize("model,fused", [(MLP, True), (CNN, False), ({**MLP, "batchnorm": True}, False)],
+                         ids=["mlp", "cnn", "mlp-bn"])
+def test_group_of_one(model, fused, monkeypatch):
+    """A group of one plain MLP trains on the fused step (faster than run_trial), with run_trial's
+    results; other groups of one are run_trial itself."""
+    from scalinglab.train import batched
+    s = spec(0, n=64, model=model, max_epochs=6, min_steps_per_epoch=1)
+    alone = run_trial(s)
+    calls = []
+    monkeypatch.setattr(batched, "run_trial", lambda *a, **k: calls.append(a) or run_trial(*a, **k))
+    (one,) = run_group([s])
+    assert bool(calls) is not fused
+    assert (one["status"], one["epochs"], one["steps"], one["best_epoch"]) == \
+        (alone["status"], alone["epochs"], alone["steps"], alone["best_epoch"])
+    for ha, hb in zip(alone["history"], one["history"]):
+        assert rel(ha["train_loss"], hb["train_loss"]) < 1e-4 and rel(ha["dev_loss"], hb["dev_loss"]) < 1e-4
+    assert set(one) == set(alone)
