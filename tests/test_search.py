@@ -48,6 +48,7 @@ class FakeBackend:
         self.sigma = self.p0 / m[0] ** self.beta_p
         self.params = {json.dumps(s, sort_keys=True): pp for s, pp in search.sizes}
         self.lr_penalty, self.lr_best = lr_penalty, lr_best
+        self.diverge_at = math.inf  # trials with lr >= this diverge
         self.calls = 0
 
     def error(self, m, n_params, seed=None, lr=0.01):
@@ -65,6 +66,11 @@ class FakeBackend:
             self.calls += 1
             n = self.params[json.dumps(s["model"]["size"], sort_keys=True)]
             m = s["data_size"]
+            if s["train"]["lr"] >= self.diverge_at:
+                yield s, {"id": trial_id(s), "status": "diverged", "min_dev_error": None, "final_train_error": None,
+                          "params": n, "best_epoch": None, "epochs": 1, "test_error": None, "history": [],
+                          "wall_time": 0.0}
+                continue
             yield s, {"id": trial_id(s), "status": "ok", "min_dev_error": self.error(m, n, s["seed"], s["train"]["lr"]),
                       "final_train_error": 0.0 if n >= self.p0 else 0.2, "params": n, "best_epoch": 1,
                       "epochs": 1, "test_error": 0.5, "history": [], "wall_time": 0.0}
@@ -176,3 +182,14 @@ def test_lr_grid_edges_are_extended(study, tmp_path, lr_best, found):
                         log=lambda m: None)
     lrs = [pt["lr"] for pt in summary["points"]]
     assert not any(lr == pytest.approx(found) for lr in lrs) and any(lr == pytest.approx(edge) for lr in lrs)
+
+
+def test_diverged_candidates_do_not_block_lr_extension(study, tmp_path):
+    """Candidates at the grid's top lr diverge; the best lies below the grid: the search still steps
+    down past the bottom edge (a diverged candidate has no score, but its subset's stage 1 is done)."""
+    fake = FakeBackend(HestnessSearch(study), lr_best=0.001)
+    fake.diverge_at = 0.02
+    summary = run_study(study, tmp_path, backend=fake, log=lambda m: None)
+    lrs = [pt["lr"] for pt in summary["points"]]
+    assert not any(lr == pytest.approx(0.01 / 3) for lr in lrs), lrs
+    assert any(lr == pytest.approx(0.01 / 9) for lr in lrs), lrs

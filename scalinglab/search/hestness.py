@@ -122,13 +122,18 @@ class HestnessSearch:
             return []
         n = self.data_sizes[k]
 
+        def result(c):
+            return results.get(trial_id(self.spec(n, c[0], c[1], c[2], 0, level)))
+
         def score(c):  # seed-0 min dev error; ties to fewer parameters (as stage 2 ranks them)
-            r = results.get(trial_id(self.spec(n, c[0], c[1], c[2], 0, level)))
+            r = result(c)
             return (r["min_dev_error"], self.sizes[c[0]][1]) if r and r["status"] == "ok" else None
 
+        if any(result(c) is None for c in cands):  # stage 1 of this subset is not finished
+            return []
         scored = [(score(c), c) for c in cands]
-        scored = [(s, c) for s, c in scored if s is not None]
-        if len(scored) < len(cands) or not scored:  # stage 1 of this subset is not finished
+        scored = [(s, c) for s, c in scored if s is not None]  # a diverged or failed candidate has no score
+        if not scored:
             return []
         best_s, best = min(scored)
         up, down = self.lrs[-1] / self.lrs[-2], self.lrs[1] / self.lrs[0]
@@ -143,7 +148,7 @@ class HestnessSearch:
                 break
             ext.append(nxt)
             s = score(nxt)
-            if s is None or s >= best_s:  # not run yet, or no better: stop here
+            if s is None or s >= best_s:  # not run yet, diverged, or no better: stop here
                 break
             best_s, best = s, nxt
         return ext
