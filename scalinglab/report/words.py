@@ -119,8 +119,13 @@ def headline(d: ReportData, f: Fmt) -> dict:
             cautions.append(f"The learning-curve fit did not converge ({lc.get('message', '')}).")
         cal = lc.get("calibration") or {}
         if isinstance(cal.get("source"), str) and cal["source"].startswith("prior"):
-            cautions.append(f"Prediction intervals use a prior for extrapolation error ({cal['source']}), "
-                            "not a backtest on this curve.")
+            from scalinglab.fit.select import MIN_HELD
+
+            n_held = int(cal.get("n_heldout") or 0)
+            cautions.append(f"Prediction intervals use a prior guess for the extrapolation error, not a "
+                            f"backtest on this curve: its backtest had {n_held} held-out point"
+                            f"{'s' if n_held != 1 else ''} ({MIN_HELD} needed). More data sizes would "
+                            "calibrate them.")
     elif pts:
         n = len({p["data_size"] for p in pts})
         sentences.append(f"No law fitted: {n} data size{'s' if n != 1 else ''} with finished trials "
