@@ -14,7 +14,7 @@ import numpy as np
 
 from scalinglab.errors import UserError, bad_value
 from scalinglab.fit.bootstrap import bootstrap
-from scalinglab.fit.laws import LAWS, _m4_y0
+from scalinglab.fit.laws import LAWS, Y0_FREE_MAX, _m4_y0
 from scalinglab.fit.optim import lm_batch, polish
 from scalinglab.fit.result import CurveFit
 
@@ -125,6 +125,9 @@ def fit_form(law, x, y, w, y0=None, robust=False, max_nfev=None):
 
 def _polished(law, lx, ly, w, best, lo, hi, free, fs, x_scale, max_nfev=None):
     th_p, cost_p, conv, msg = polish(law, lx, ly, w, best, lo, hi, free, fs=fs, max_nfev=max_nfev)
+    if law.name == "m4" and free[1] and th_p[1] >= hi[1] * (1 - 1e-9):
+        # the ridge of a free y0 (laws._m4_bounds): say so rather than report its value as found
+        msg += f"; y0 at its upper bound ({Y0_FREE_MAX:g}x the largest error): the data do not identify it"
     if not np.isfinite(cost_p):
         raise FitError(f"fit_curve: form {law.name}: the fit diverged")
     return _Core(law, th_p, lx, ly, w, lo, hi, free, fs, x_scale, cost_p, conv, msg)

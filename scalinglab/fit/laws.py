@@ -211,10 +211,20 @@ def _m4_jac(lx, th):
     return _m4_logf_jac(lx, th)[1]
 
 
+# A free y0 (not given) is bounded by 10x the largest observed error. Where the data do not reach
+# the small-data bend, y0 and a slide along a ridge ((y0 - y)^a ~ y0^a (1 - a y / y0) for y0 >> y:
+# only a / y0 is seen), with no finite optimum: under the old 100x bound the fit of a 12-point
+# pow_c-like curve crawled for 500 evaluations (~250 ms) and reported no convergence; at 10x it
+# converges (~120 ms) with the same exponent. The 92-curve extrapolation benchmark, whose NMT curves
+# fit y0 freely, is unchanged (NMT m4 1.57e-2 -> 1.58e-2). Observed errors within a decade of the
+# random-guess level cover classification error and cross-entropy curves from their small-data end.
+Y0_FREE_MAX = 10.0
+
+
 def _m4_bounds(lx, y, y0):
     lo_y0 = y.max() * (1 + 1e-6) + 1e-12
     return (np.array([0.0, lo_y0, 0.0, -_BIG, -5.0]),
-            np.array([y.min() * (1 - 1e-9), max(100.0 * y.max(), lo_y0 * 2), 10.0, _BIG, 0.0]))
+            np.array([y.min() * (1 - 1e-9), max(Y0_FREE_MAX * y.max(), lo_y0 * 2), 10.0, _BIG, 0.0]))
 
 
 def _m4_y0(y, y0):

@@ -191,3 +191,17 @@ def test_robust_loss_resists_an_outlier():
     plain = fit_curve(X12, y, form="pow_c", n_boot=20)
     rob = fit_curve(X12, y, form="pow_c", n_boot=20, robust=True)
     assert abs(rob.exponent + 0.35) <= abs(plain.exponent + 0.35)
+
+
+def test_m4_with_free_y0_on_a_curve_without_its_bend():
+    """No y0 given and no small-data bend in the data: y0 and a lie on a ridge (only a / y0 is seen).
+    The fit stops at y0's bound (10x the largest error), converges, says y0 is not identified, and
+    keeps the exponent (it crawled 500 evaluations without converging under a 100x bound)."""
+    rng = np.random.default_rng(0)
+    y = (5.0 * X12**-0.35 + 0.05) * np.exp(rng.normal(0, 0.02, X12.size))
+    r = fit_curve(X12, y, form="m4", n_boot=20)
+    assert r.converged and "y0 at its upper bound" in r.message, r.message
+    assert r.params["y0"] == pytest.approx(10 * y.max(), rel=1e-6)
+    assert abs(r.exponent + 0.35) < 0.02
+    # a given y0 is never flagged
+    assert "upper bound" not in fit_curve(X12, y, form="m4", y0=0.9, n_boot=0).message
