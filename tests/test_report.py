@@ -216,3 +216,17 @@ def test_unknown_format_is_a_user_error(study):
 
     with pytest.raises(UserError, match="format"):
         write_report(study, fmt="pdf")
+
+
+@pytest.mark.parametrize("d1,beyond_data", [(300.0, False), (50000.0, True)])
+def test_broken_power_law_exponent_says_where_it_holds(study, d1, beyond_data):
+    """A bnsl fit's exponent is that of its last regime: the headline says from which m it holds, and
+    warns when that break lies past the largest subset (6,400 here)."""
+    s = json.loads((study / "summary.json").read_text())
+    s["learning_curve"] = {**(s["learning_curve"] or {}), "form": "bnsl", "exponent": -0.8,
+                           "exponent_ci": [-1.0, -0.6],
+                           "params": {"a": 0.01, "b": 1.0, "c0": 0.1, "c1": 0.7, "d1": d1, "f1": 0.1}}
+    (study / "summary.json").write_text(json.dumps(s))
+    html = write_report(study).read_text()
+    assert f"beyond m ≈ {int(d1):,}, where the bnsl fit breaks" in html
+    assert ("no measured point shows it" in html) is beyond_data

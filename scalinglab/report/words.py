@@ -92,8 +92,13 @@ def headline(d: ReportData, f: Fmt) -> dict:
         fl = d.floor or {}
         floor, fci = fl.get("value"), fl.get("ci")
         s = f"Dev error falls as m^{_num(e, 2)}" if e is not None else "A learning curve was fitted"
+        # a broken power law's exponent is its last regime's: say from where it holds
+        breaks = [v for k, v in (lc.get("params") or {}).items() if k[:1] == "d" and k[1:].isdigit()]
+        last_break = max(breaks) if str(lc.get("form", "")).startswith("bnsl") and breaks else None
         if _ci(eci):
             s += f" (90% CI {_ci(eci)})"
+        if e is not None and last_break is not None:
+            s += f" beyond m ≈ {count(last_break)}, where the {lc['form']} fit breaks"
         if floor is not None:
             s += f"; the floor is {f.err(floor)} {f.err_ci(fci)}".rstrip()
         else:
@@ -117,6 +122,9 @@ def headline(d: ReportData, f: Fmt) -> dict:
                             "read the predictions with their intervals.")
         if lc.get("converged") is False:
             cautions.append(f"The learning-curve fit did not converge ({lc.get('message', '')}).")
+        if last_break is not None and pts and last_break > max(p["data_size"] for p in pts):
+            cautions.append(f"The exponent is that of the fitted curve beyond its last break, at m ≈ "
+                            f"{count(last_break)}: past the largest subset, so no measured point shows it.")
         cal = lc.get("calibration") or {}
         if isinstance(cal.get("source"), str) and cal["source"].startswith("prior"):
             from scalinglab.fit.select import MIN_HELD
