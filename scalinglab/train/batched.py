@@ -470,13 +470,13 @@ def _blank(spec: dict, device: str) -> dict:
             "error": None, "device": device}
 
 
-def _fused_single(spec: dict, device: str) -> bool:
+def _fused_single(spec: dict, key: str, device: str) -> bool:
     """A group of one goes through the group trainer only where that trainer skips autograd: a plain
-    fp32 MLP (no batch norm) on the CPU, whose hand-written step (_FusedMLP) trained one model 1.7x
-    (width 256) to 2.5x (width 64) faster than run_trial (benchmarks/trainer.py --single). Elsewhere
-    (CNNs, batch norm, CUDA's autocast path) one model gains nothing and run_trial, the reference,
-    trains it."""
-    return (FUSED_MLP and device == "cpu" and group_key(spec).startswith("{")  # not aux / single:
+    fp32 MLP (no batch norm) on the CPU, whose hand-written step (_FusedMLP) trained one model 1.4x
+    (width 512) to 2.7x (width 32) faster than run_trial (benchmarks/trainer.py --single). Elsewhere
+    (CNNs, batch norm, CUDA's autocast path, and the specs group_key keeps apart: auxiliary data, byo
+    factories) one model gains nothing and run_trial, the reference, trains it."""
+    return (FUSED_MLP and device == "cpu" and not key.startswith(("aux:", "single:"))
             and spec["model"]["family"] == "mlp" and not spec["model"].get("batchnorm", False))
 
 
@@ -496,7 +496,7 @@ def run_group(specs: list[dict], device: str = "cpu", *, engine: str = "auto", a
     keys = {group_key(s) for s in specs}
     if len(keys) > 1:
         raise ValueError(f"run_group: the specs fall into {len(keys)} groups; split them with pack() first")
-    if len(specs) == 1 and engine == "auto" and not _fused_single(specs[0], device):
+    if len(specs) == 1 and engine == "auto" and not _fused_single(specs[0], next(iter(keys)), device):
         return [run_trial(specs[0], device)]
     t0 = time.perf_counter()
     try:
