@@ -4,6 +4,9 @@
   (`path`, `label_column`, `image_size`, ...) may be written in `data` itself or in `data.options`;
   a relative `path` is resolved against the study file's folder (the current directory for a preset
   or a string), so trial specs and summary.json hold the absolute path.
+- `data = { kind = "indices", pool_size = N, stratify = "labels.npy", unit = "sentences" }` with
+  `train.function` or `train.command`: the user's own pool and trainer; `model.family` becomes "user"
+  and `train.base_dir` the study file's folder.
 - `model = { factory = "pkg.mod:fn", sizes = [...] }`: family "factory"; `sys_path` records the folder
   (study file's folder, else the current directory) that holds the module, for spawned workers.
 """
@@ -34,6 +37,13 @@ def _data_table(d, table: str, base: Path, where: str):
                 raise UserError(f"{where}: {table}.{k}: given both as {table}.{k} and {table}.options.{k}; "
                                 f"allowed: one of them")
             opts[k] = d.pop(k)
+    if d.get("name") == "indices" and isinstance(opts, dict):  # the user's own pool (data/indices.py)
+        for k in ("pool_size", "stratify", "unit"):
+            if k in d:
+                opts[k] = d.pop(k)
+        if isinstance(opts.get("stratify"), str) and opts["stratify"]:
+            p = Path(opts["stratify"]).expanduser()
+            opts["stratify"] = str((p if p.is_absolute() else base / p).resolve())
     if isinstance(opts, dict):
         if d.get("name") == "arrays" and isinstance(opts.get("path"), str) and opts["path"]:
             p = Path(opts["path"]).expanduser()
@@ -52,6 +62,12 @@ def resolve(raw: dict, base_dir=None, where: str = "study") -> dict:
     for table in ("data", "aux"):
         if table in raw:
             raw[table] = _data_table(raw[table], table, base, where)
+    t = raw.get("train")
+    if isinstance(t, dict) and ("function" in t or "command" in t):  # your own trainer (train/user.py)
+        raw["train"] = {**t, "base_dir": str(base)}
+        m = raw.get("model")
+        if isinstance(m, dict) and "family" not in m and "factory" not in m:
+            raw["model"] = {**m, "family": "user"}
     m = raw.get("model")
     if isinstance(m, dict) and isinstance(m.get("factory"), str):
         from scalinglab.models.factory import locate

@@ -96,6 +96,9 @@ class ModelConfig(_Strict):
         """Every size in the grid, as the family's knob dict, smallest first."""
         if self.sizes is not None:  # byo: explicit size dicts, as listed
             return [dict(s) for s in self.sizes]
+        if self.family == "user":
+            raise ValueError("model.sizes is required with your own trainer, e.g. sizes = [{ width = 64 }, "
+                             "{ width = 256 }] (each size dict is passed to it)")
         if self.factory is not None:
             raise ValueError("model.sizes is required with a factory, e.g. sizes = [{ width = 32 }, { width = 128 }]")
         knob, values = ("channels", self.channels) if self.family == "cnn1d" else ("width", self.widths)
@@ -116,6 +119,69 @@ class TrainConfig(_Strict):
     min_steps_per_epoch: int = Field(10, gt=0)
     patience: int = Field(10, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Your own training (train/user.py, docs/trainers.md): a function "module:function" or a command
+    # (argument list, run without a shell); `version` is hashed into the trial ids (bump it when your
+    # code changes what a trial means); `hparams` are fixed values passed to your trainer; `timeout`
+    # (commands) is seconds or "90s" / "30m" / "2h". `base_dir` is the study file's folder (filled in
+    # by the loader): where the function's module is found and where the command runs.
+    function: str | None = None
+    command: tuple[str, ...] | None = None
+    timeout: float | str | None = None
+    version: str = ""
+    hparams: dict = Field(default_factory=dict)
+    base_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _user(self):
+        if self.function is not None and self.command is not None:
+            raise ValueError("give function or command, not both")
+        if self.function is not None and (":" not in self.function or self.function.startswith(":")):
+            raise ValueError("function must be \"module:function\", e.g. \"my_train:train\"")
+        if self.command is not None and (not self.command or not self.command[0]):
+            raise ValueError("command must be a non-empty list of arguments, e.g. [\"python\", \"train.py\"]")
+        if self.timeout is not None:
+            if self.command is None:
+                raise ValueError("timeout applies to a command; a function runs in scalinglab's process")
+            from scalinglab.train.user import parse_timeout
+
+            parse_timeout(self.timeout)
+        if (self.hparams or self.version) and not self.user:
+            raise ValueError("hparams and version are for your own trainer (train.function or train.command)")
+        return self
+
+    @property
+    def user(self) -> bool:
+        """True for the user's own trainer (function or command)."""
+        return self.function is not None or self.command is not None
+
+    def trainer_entry(self) -> dict:
+        """What defines a user trainer, as hashed into trial ids (not the folder it runs in)."""
+        from scalinglab.train.user import parse_timeout
+
+        if self.function is not None:
+            return {"function": self.function, "version": self.version}
+        return {"command": list(self.command), "timeout": parse_timeout(self.timeout), "version": self.version}
+
+    def hparams_dict(self) -> dict:
+        """What a user trainer's `trial.hparams` holds (before the search's overrides)."""
+        keep = ("optimizer", "lr", "weight_decay", "momentum", "batch_size", "max_epochs", "patience")
+        return {**{k: getattr(self, k) for k in keep}, **self.hparams}
+
+    def builtin_dict(self) -> dict:
+        """The built-in loop's settings as they go into its trial specs (unchanged since wave 1)."""
+        return self.model_dump(exclude={"device", "function", "command", "timeout", "version", "hparams",
+                                        "base_dir"})
+
+
+class MetricConfig(_Strict):
+    """`[metric]` of a study with your own trainer: what `dev` is. goal "max" (accuracy, BLEU) is fitted
+    as the error best - value (docs/trainers.md)."""
+
+    name: str = Field(min_length=1, max_length=60)
+    goal: Literal["min", "max"] = "min"
+    random_guess: float | None = Field(None, gt=0)  # the error of guessing (an upper bound of the curve)
+    best: float = 1.0  # goal "max": the perfect score (1 for accuracy, 100 for BLEU in percent)
+    rate: bool | None = None  # a fraction shown as %; default: true for goal "max" with best 1
 
 
 FACTORS = ("optimizer", "batchnorm", "lr", "weight_decay", "batch_size")
@@ -136,7 +202,9 @@ class SearchConfig(_Strict):
     # with the lr one grid ratio further, up to this many steps while it keeps improving (0: never)
     extend_lr: int = Field(2, ge=0, le=10)
     reference: dict | None = None  # the full set's reference model: size knobs and optionally lr
-    factor: Literal[FACTORS] | None = None  # a categorical factor compared level by level
+    # a categorical factor compared level by level: one of FACTORS, or with your own trainer also a
+    # key of [train.hparams] (checked by Study)
+    factor: str | None = None
     levels: tuple | None = None
     seed: int = 0  # seed of the Monte Carlo sampling
 
@@ -196,7 +264,7 @@ class Study(_Strict):
     name: str = Field(min_length=1)
     description: str = ""
     seeds: int = Field(3, gt=0, le=100)
-    metric: Literal["error"] = "error"
+    metric: Literal["error"] | MetricConfig = "error"  # a [metric] table with your own trainer
     data: DataConfig
     model: ModelConfig
     train: TrainConfig = TrainConfig()
@@ -207,7 +275,6 @@ class Study(_Strict):
     @model_validator(mode="after")
     def _grid(self):
         self.model.size_grid()  # raises when the family's knob is missing
-        # a weighting study and its [aux] table go together (analysis/weighting.py)
         if (self.search.kind == "weighting") != (self.aux is not None):
             raise ValueError("search.kind = \"weighting\" needs an [aux] table, and [aux] needs it")
         return self
@@ -266,10 +333,75 @@ def parse_study(text: str, where: str, base_dir=None) -> Study:
     return study
 
 
+def _check_user_trainer(study: Study, where: str) -> None:
+    """Your own trainer: everything that can be known before a trial runs (docs/trainers.md)."""
+    user, indices = study.train.user, study.data.name == "indices"
+    if user != indices:
+        raise UserError(f"{where}: " + ("data.kind: given " + repr(study.data.name) + " with train.function/"
+                        "command; allowed: \"indices\" (your code reads the subsets scalinglab picks)" if user else
+                        "train: data kind \"indices\" needs your own trainer; allowed: train.function = "
+                        "\"module:function\" or train.command = [...]"))
+    f = study.search.factor
+    if f is not None and f not in FACTORS and not (user and f in study.train.hparams):
+        raise UserError(f"{where}: search.factor: given {f!r}; allowed: {', '.join(FACTORS)}"
+                        + (", or a key of [train.hparams]" if user else ""))
+    if isinstance(study.metric, MetricConfig) and not user:
+        raise UserError(f"{where}: metric: given a [metric] table; allowed: only with your own trainer (the "
+                        f"built-in data sets measure their own error)")
+    if not user:
+        return
+    if study.model.family != "user":
+        raise UserError(f"{where}: model.family: given {study.model.family!r} with your own trainer; allowed: "
+                        f"none (list sizes = [{{ width = 64 }}, ...]; each size dict is passed to your trainer)")
+    if f == "batchnorm":
+        raise UserError(f"{where}: search.factor: given 'batchnorm' with your own trainer; allowed: lr, "
+                        f"weight_decay, batch_size, optimizer or a key of [train.hparams]")
+    if study.aux is not None:
+        raise UserError(f"{where}: aux: given with your own trainer; allowed: only with the built-in loop")
+    from scalinglab.data.indices import check_options
+
+    check_options(study.data.options, where)
+    from scalinglab.train import user as user_mod
+
+    if study.train.function is not None:
+        user_mod.load_function(study.train.function, study.train.base_dir)
+        return
+    sizes, hp = study.model.size_grid(), study.train.hparams_dict()
+    known = user_mod.known_placeholders({k for s in sizes for k in s}, hp)
+    for name in sorted(user_mod.placeholders(study.train.command)):
+        if name not in known:
+            raise UserError(f"{where}: train.command: given the placeholder {{{name}}}; allowed: "
+                            f"{', '.join('{' + k + '}' for k in known)}")
+        missing = [s for s in sizes if name not in s and name not in hp and name not in user_mod.FIXED_PLACEHOLDERS]
+        if missing:
+            raise UserError(f"{where}: train.command: given the placeholder {{{name}}}; model size {missing[0]} "
+                            f"has no {name!r}; allowed: a key every size has")
+    exe = study.train.command[0]
+    if not user_mod.placeholders([exe]):
+        import os
+        import shutil
+
+        path = Path(study.train.base_dir or ".") / exe
+        found = shutil.which(exe) if os.sep not in exe else (str(path) if path.exists() else None)
+        if found is None:
+            raise UserError(f"{where}: train.command: given {exe!r}; allowed: a program on PATH or a path "
+                            f"relative to the study file's folder (not found)")
+        if not os.access(found, os.X_OK):
+            raise UserError(f"{where}: train.command: given {exe!r}; allowed: an executable file ({found} is not "
+                            f"executable: chmod +x it, or run it through its interpreter, e.g. [\"python\", ...])")
+
+
 def _check_against_registries(study: Study, where: str) -> None:
     from scalinglab.data.registry import pool_size
     from scalinglab.models.registry import family
 
+    _check_user_trainer(study, where)
+    if study.train.user:
+        n_pool = study.data.options["pool_size"]
+        if study.sizes()[-1] > n_pool:
+            raise UserError(f"{where}: data.sizes: given a largest size of {study.sizes()[-1]}; allowed: at most "
+                            f"data.pool_size, {n_pool} examples")
+        return
     if study.model.factory is not None:  # byo: the user's factory must import (one-line error if not)
         from scalinglab.models.factory import check
 

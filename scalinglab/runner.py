@@ -76,6 +76,9 @@ def run_study(study: Study, out: Path, *, source: str = "", backend: str = "loca
             elif progress:
                 progress.extend(len(todo))
             tags = {trial_id(s): t for s, t in todo}
+            for s, _ in todo:  # a user trainer's per-trial work folders (not part of the trial id)
+                if "env" in s:
+                    s["env"]["trials_dir"] = str(out.resolve() / "trials")
             for spec, result in be.map([s for s, _ in todo], device):
                 store.add(study.name, spec, result, tags[result["id"]])  # committed before the next is scheduled
                 results[result["id"]] = result

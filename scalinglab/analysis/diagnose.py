@@ -131,18 +131,18 @@ def diagnose(df: pd.DataFrame, config: dict, *, model_size: str | None = None, f
     """The diagnosis as a plain dict: verdict, subject size, evidence lines, advice line, numbers."""
     from scalinglab.analysis.points import best_points, points_list
     from scalinglab.analysis.summary import FLOOR_FORMS, fit_learning_curve, fit_size_law
-    from scalinglab.data import load
+    from scalinglab.metric import study_metric
     from scalinglab.models.registry import size_label
 
     seeds = config.get("seeds")
     curves = size_curves(df, seeds)
     points = points_list(best_points(df, seeds))
     M = points[-1]["data_size"]
-    y0 = load(config["data"]["name"], config["data"].get("options", {})).random_guess_error
+    y0 = study_metric(config).random_guess
     curve = law = floor_fit = None
     if len(points) >= 4:
         curve = fit_learning_curve(points, y0=y0, form=form)
-        law = fit_size_law(points)
+        law = fit_size_law(points) if all(p["params"] is not None for p in points) else None
         # The floor and regions come from a floor form, as in summary.json (see summary.FLOOR_FORMS).
         floor_fit = curve if form != "auto" else fit_learning_curve(points, y0=y0, form=FLOOR_FORMS)
     if model_size:

@@ -69,13 +69,15 @@ def plan(df: pd.DataFrame, config: dict, target: float, *, max_flops: float | No
     """The plan as a plain dict (see the module docstring)."""
     from scalinglab.analysis.points import best_points, points_list
     from scalinglab.analysis.summary import FLOOR_FORMS, fit_learning_curve, fit_size_law
-    from scalinglab.data import load
+    from scalinglab.metric import study_metric
 
-    y0 = load(config["data"]["name"], config["data"].get("options", {})).random_guess_error
+    y0 = study_metric(config).random_guess
     # The metric's own range: an error rate below random guessing (< 1), or bits per character below
     # log2 of the vocabulary for a language model.
-    if not (isinstance(target, (int, float)) and 0 < target < max(y0, 1.0) and math.isfinite(target)):
-        allowed = "an error rate in (0, 1), e.g. 0.05" if y0 < 1 else f"a dev loss in (0, {y0:.3g}) bits"
+    top = max(y0, 1.0) if y0 is not None else math.inf  # a user metric without a random-guess level
+    if not (isinstance(target, (int, float)) and 0 < target < top and math.isfinite(target)):
+        allowed = ("a value > 0 of the study's metric" if y0 is None else "an error rate in (0, 1), e.g. 0.05"
+                   if y0 < 1 else f"a dev loss in (0, {y0:.3g}) bits")
         raise bad_value(where, "--target-error", target, allowed)
     if max_flops is not None and not (math.isfinite(max_flops) and max_flops > 0):
         raise bad_value(where, "--max-flops", max_flops, "a FLOP budget > 0, e.g. 1e15")
@@ -83,6 +85,9 @@ def plan(df: pd.DataFrame, config: dict, target: float, *, max_flops: float | No
     if len(points) < 4:
         raise UserError(f"{where}: {len(points)} data sizes with finished trials; allowed: at least 4 to fit "
                         f"a learning curve (let the study finish)")
+    if any(p["params"] is None for p in points):
+        raise UserError(f"{where}: the trainer returned no \"params\" for the best models; allowed: a study whose "
+                        f"trainer returns params (and flops), which the model-size and compute plan need")
     curve = fit_learning_curve(points, y0=y0, form=form)
     law = fit_size_law(points)
     M = points[-1]["data_size"]

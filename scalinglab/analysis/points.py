@@ -42,9 +42,14 @@ def best_points(df: pd.DataFrame, min_seeds: int | None = None) -> pd.DataFrame:
 
 
 def points_list(best: pd.DataFrame) -> list[dict]:
-    return [{"data_size": int(r.data_size), "model_size": r.model_size, "params": int(r.params),
+    return [{"data_size": int(r.data_size), "model_size": r.model_size, "params": None if r.params is None or r.params != r.params else int(r.params),
              "lr": float(r.lr), "weight_decay": float(r.weight_decay),
              "error": float(r.error), "error_lo": float(r.error_lo), "error_hi": float(r.error_hi),
              "n_seeds": int(r.n_seeds), "seed_errors": sorted(float(v) for v in r.seed_errors),
-             "train_error": float(r.train_error), "test_error": float(r.test_error)}
+             "train_error": _num(r.train_error), "test_error": _num(r.test_error)}
             for r in best.itertuples()]
+
+
+def _num(v):
+    """A float, or None for a value the trainer did not report (a user trainer need not give train/test)."""
+    return None if v is None or v != v else float(v)

@@ -78,7 +78,7 @@ def _clean(o):
 
 def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto",
               extra: dict | None = None) -> dict:
-    from scalinglab.data import load
+    from scalinglab.metric import study_metric
 
     df = store.frame(study_name)
     aux = config.get("aux")
@@ -87,17 +87,23 @@ def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto"
 
         df = weighted_frame(store, study_name)
     counts = df["status"].value_counts().to_dict() if len(df) else {}
-    out = {"study": study_name, "metric": "dev error rate (median over seeds of each trial's minimum)",
+    metric = study_metric(config)
+    out = {"study": study_name, "metric": metric.description,
            "trials": {"total": int(len(df)), **{k: int(v) for k, v in counts.items()}}, **(extra or {})}
-    ds = load(config["data"]["name"], config["data"].get("options", {}))  # cached on disk
-    out["random_guess_error"] = ds.random_guess_error
-    if ds.metric == "bits":  # byo/charlm: a loss metric; sizes count examples of chars_per_example characters
-        out["metric"] = "dev cross-entropy in bits per character (median over seeds of each trial's minimum)"
-    for k in ("data_unit", "chars_per_example", "vocab_size"):
-        if k in ds.meta:
-            out[k] = ds.meta[k]
-    if "bayes_error" in ds.meta:
-        out["bayes_error"] = ds.meta["bayes_error"]
+    out["random_guess_error"] = metric.random_guess
+    out["metric_info"] = metric.to_dict()
+    if config["data"]["name"] == "indices":  # your own data: only what the study file says about it
+        if config["data"].get("options", {}).get("unit"):
+            out["data_unit"] = config["data"]["options"]["unit"]
+    else:
+        from scalinglab.data import load
+
+        ds = load(config["data"]["name"], config["data"].get("options", {}))  # cached on disk
+        for k in ("data_unit", "chars_per_example", "vocab_size"):  # byo/charlm: sizes count examples of
+            if k in ds.meta:                                        # chars_per_example characters
+                out[k] = ds.meta[k]
+        if "bayes_error" in ds.meta:
+            out["bayes_error"] = ds.meta["bayes_error"]
     seeds = config.get("seeds")
     out.update(_curve_section(df, seeds, out["random_guess_error"], form))
     factor = (config.get("search") or {}).get("factor")
@@ -120,7 +126,8 @@ def _curve_section(df, seeds, y0, form) -> dict:
         largest = out["points"][-1]["data_size"]
         out["learning_curve"] = _law_dict(fit_learning_curve(out["points"], y0=y0, form=form), largest)
         out["floor"] = fit_floor(out["points"], y0=y0)
-        out["model_size_law"] = _law_dict(fit_size_law(out["points"]), largest)
+        known = all(p["params"] is not None for p in out["points"])  # a user trainer may not return params
+        out["model_size_law"] = _law_dict(fit_size_law(out["points"]), largest) if known else None
     else:
         out["learning_curve"] = out["model_size_law"] = None
         out["note"] = "fewer than 4 data sizes with finished trials: no law fitted"

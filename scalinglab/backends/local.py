@@ -1,8 +1,9 @@
 """In-process and process-pool backends.
 
-By default both train in groups: `pack` splits the specs into groups of one family and shape (sized to
-fit memory) and `run_group` trains each group as one stacked model (scalinglab/train/batched.py); a
-group's results are yielded as soon as the group finishes. `batched=False` runs `run_trial` per spec.
+Both only schedule units of work from `train/runners.py`: by default groups of one family and shape
+(sized to fit memory), each trained as one stacked model (scalinglab/train/batched.py), and single
+specs for everything else (user trainers, byo factories); a unit's results are yielded as soon as it
+finishes. `batched=False` runs every spec alone.
 """
 
 from __future__ import annotations
@@ -13,33 +14,10 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Iterable, Iterator
 
 from scalinglab.errors import UserError
+from scalinglab.train.runners import plan_units, run_unit
 
 
 MAX_GROUP = 32  # models per group: beyond this, per-step overhead is already amortised on CPU
-
-
-def _trial_fn():
-    from scalinglab.train import run_trial
-
-    return run_trial
-
-
-def _units(specs: list[dict], device: str, batched: bool, max_group: int) -> list[list[dict]]:
-    """The units of work: groups from `pack`, or single specs when batching is off."""
-    if not batched:
-        return [[s] for s in specs]
-    from scalinglab.train.batched import default_memory_budget, pack
-
-    return pack(specs, max_group=max_group, memory_budget=default_memory_budget(device))
-
-
-def _run_unit(specs: list[dict], device: str) -> list[dict]:
-    """One unit: `run_trial` for a single spec, `run_group` for a group (picklable by name)."""
-    if len(specs) == 1:
-        return [_trial_fn()(specs[0], device)]
-    from scalinglab.train.batched import run_group
-
-    return run_group(specs, device)
 
 
 class InProcessBackend:
@@ -49,8 +27,8 @@ class InProcessBackend:
         self.batched, self.max_group = batched, max_group
 
     def map(self, specs: Iterable[dict], device: str = "cpu") -> Iterator[tuple[dict, dict]]:
-        for unit in _units(list(specs), device, self.batched, self.max_group):
-            yield from zip(unit, _run_unit(unit, device))
+        for unit in plan_units(list(specs), device, self.batched, self.max_group):
+            yield from zip(unit, run_unit(unit, device))
 
 
 def _init_worker(threads: int):
@@ -70,7 +48,7 @@ class ProcessPoolBackend:
     def map(self, specs: Iterable[dict], device: str = "cpu") -> Iterator[tuple[dict, dict]]:
         specs = list(specs)
         # With fewer groups than workers, smaller groups keep every worker busy.
-        units = _units(specs, device, self.batched,
+        units = plan_units(specs, device, self.batched,
                        max(1, min(self.max_group, -(-len(specs) // self.workers))))
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
@@ -78,7 +56,7 @@ class ProcessPoolBackend:
             # Keep at most 2 units per worker queued so an interrupt loses little and order stays near plan order.
             it, pending = iter(units), {}
             for unit in it:
-                pending[ex.submit(_run_unit, unit, device)] = unit
+                pending[ex.submit(run_unit, unit, device)] = unit
                 if len(pending) >= 2 * self.workers:
                     break
             while pending:
@@ -88,7 +66,7 @@ class ProcessPoolBackend:
                     yield from zip(unit, f.result())
                     nxt = next(it, None)
                     if nxt is not None:
-                        pending[ex.submit(_run_unit, nxt, device)] = nxt
+                        pending[ex.submit(run_unit, nxt, device)] = nxt
 
 
 def make_backend(name: str = "local", workers: int = 1, *, batched: bool | None = None,

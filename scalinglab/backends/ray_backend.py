@@ -1,7 +1,7 @@
 """Ray backend: groups of trials as Ray tasks, on a local Ray instance or an existing cluster.
 
 - The unit of work is a group from `pack` (the batched trainer's unit), never one tiny model: a Ray task
-  costs milliseconds of scheduling and transfer, a small model a few hundred. `_run_unit` runs it.
+  costs milliseconds of scheduling and transfer, a small model a few hundred. `run_unit` runs it.
 - Each task asks for `num_cpus` (torch uses that many threads) and `num_gpus` (fractional allowed: 0.25
   packs four groups on one GPU). With num_gpus > 0 the group trains on the worker's GPU whatever the
   driver's device is (the head of a cluster often has none).
@@ -21,8 +21,11 @@ import math
 import os
 from collections.abc import Iterable, Iterator
 
-from scalinglab.backends.local import MAX_GROUP, _run_unit, _units
+from scalinglab.backends.local import MAX_GROUP
 from scalinglab.errors import UserError
+from scalinglab.train.result import failed_result
+from scalinglab.train.runners import plan_units, run_unit
+from scalinglab.train.trial import trial_id
 
 MAX_RETRIES = 2  # re-runs of a group whose worker died (Ray's own default is 3)
 TASK_NAME = "scalinglab_group"  # a worker running a group shows as "ray::scalinglab_group" in ps
@@ -33,7 +36,7 @@ def scalinglab_group(specs: list[dict], device: str, threads: int) -> list[dict]
     import torch
 
     torch.set_num_threads(threads)  # = the task's num_cpus: tasks sharing a node do not oversubscribe it
-    return _run_unit(specs, device)
+    return run_unit(specs, device)
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -48,16 +51,6 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     except (OSError, ValueError) as e:
         raise UserError(f"--address: given {address!r}; allowed: the HOST:PORT of a running Ray head, as "
                         f"printed by `ray start --head` (default port 6379) (no answer: {e})") from None
-
-
-def failed_result(spec: dict, reason: str) -> dict:
-    """A trial whose group could not be run: stored as status "failed" with the reason (like run_trial's)."""
-    from scalinglab.train.trial import trial_id
-
-    return {"id": trial_id(spec), "status": "failed", "min_dev_error": None, "best_epoch": None, "epochs": 0,
-            "final_train_error": None, "final_train_loss": None, "test_error": None, "params": None,
-            "train_flops_per_example": None, "train_flops": None, "history": [], "error": reason,
-            "device": None, "wall_time": None}
 
 
 class RayBackend:
@@ -144,7 +137,7 @@ class RayBackend:
         ray = self._ray
         slots = self._slots(ray, num_gpus)
         # As the pool: with fewer groups than slots, smaller groups keep every slot busy.
-        units = _units(specs, worker_device, self.batched,
+        units = plan_units(specs, worker_device, self.batched,
                        max(1, min(self.max_group, -(-len(specs) // slots))))
         task = ray.remote(scalinglab_group).options(
             name=TASK_NAME, num_cpus=self.num_cpus, num_gpus=num_gpus,
@@ -167,7 +160,7 @@ class RayBackend:
                     try:
                         results = ray.get(ref)
                     except ray.exceptions.RayError as e:
-                        results = [failed_result(s, self._reason(ray, e, len(unit))) for s in unit]
+                        results = [failed_result(trial_id(s), self._reason(ray, e, len(unit))) for s in unit]
                     submit()  # before yielding: the driver commits while the cluster keeps working
                     yield from zip(unit, results)
         finally:

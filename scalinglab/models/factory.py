@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
-import sys
 from pathlib import Path
 
 import torch
@@ -39,25 +38,9 @@ def _import(factory: str, sys_path=()):
             raise UserError(f"model.factory: given {factory!r}, a callable of another process; allowed: a "
                             f"factory importable by name ('module:function') to run in worker processes")
         return INPROCESS[factory]
-    mod_name, sep, attr = factory.partition(":")
-    if not sep or not mod_name or not attr:
-        raise UserError(f"model.factory: given {factory!r}; allowed: 'module:function', e.g. "
-                        f"'my_package.models:make_net'")
-    for p in reversed([str(p) for p in sys_path]):
-        if p not in sys.path:
-            sys.path.insert(0, p)
-    try:
-        obj = importlib.import_module(mod_name)
-    except Exception as e:  # ImportError, or any error raised by the user's module on import
-        raise UserError(f"model.factory: given {factory!r}; importing {mod_name!r} failed "
-                        f"({type(e).__name__}: {e}); searched also {', '.join(map(str, sys_path)) or '(sys.path)'}") from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise UserError(f"model.factory: given {factory!r}; module {mod_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise UserError(f"model.factory: given {factory!r}; {attr!r} is a {type(obj).__name__}, not callable")
-    return obj
+    from scalinglab.usercode import import_object
+
+    return import_object(factory, sys_path, field="model.factory")
 
 
 def locate(factory: str, folders) -> list[str]:

@@ -71,21 +71,32 @@ class ReportData:
                 "irreducible_start": fl.get("irreducible_start", _num(reg.get("irreducible_start")))}
 
     @property
-    def is_rate(self) -> bool:
-        """Error rates (shown as %) unless summary.json names another metric (e.g. bits per char)."""
+    def metric_info(self) -> dict:
+        """summary.json's metric (scalinglab/metric.py); older summaries: read off its description."""
+        mi = self.summary.get("metric_info")
+        if mi:
+            return mi
         m = str(self.summary.get("metric") or "error")
+        label = "dev bits per character" if "bits" in m else ("dev loss" if "loss" in m else "dev error")
+        return {"label": label, "rate": "bits" not in m and "loss" not in m}
+
+    @property
+    def is_rate(self) -> bool:
+        """Error rates (shown as %) unless the metric is another quantity (e.g. bits per char)."""
         ys = [p["error"] for p in self.points] or [0.5]
-        return ("bits" not in m and "loss" not in m) and max(ys) <= 1
+        return bool(self.metric_info.get("rate")) and max(ys) <= 1
 
     @property
     def metric_label(self) -> str:
-        m = str(self.summary.get("metric") or "")
-        return "dev bits per character" if "bits" in m else ("dev loss" if "loss" in m else "dev error")
+        return self.metric_info.get("label") or "dev error"
 
     @property
     def data_unit(self) -> str:
         cpe = self.summary.get("chars_per_example")  # charlm: an example is a window of characters
-        return f"training examples of {cpe} characters," if cpe else "training examples"
+        if cpe:
+            return f"training examples of {cpe} characters,"
+        unit = self.summary.get("data_unit")  # your own data: [data] unit
+        return f"training {unit}" if unit and not self.summary.get("vocab_size") else "training examples"
 
     @property
     def random_guess(self) -> float | None:

@@ -9,7 +9,9 @@ from scalinglab.config import Study
 
 def base_spec(study: Study, data_size: int, size: dict, seed: int, **train_overrides) -> dict:
     """The trial spec for one (data size, model size, seed); the device is not part of it."""
-    train = study.train.model_dump(exclude={"device"})
+    if study.train.user:
+        return _user_spec(study, data_size, size, seed, train_overrides)
+    train = study.train.builtin_dict()
     train.update(train_overrides)
     spec = {
         "data": {"name": study.data.name, "options": dict(study.data.options),
@@ -22,6 +24,25 @@ def base_spec(study: Study, data_size: int, size: dict, seed: int, **train_overr
     if study.model.factory is not None:  # byo: the user's factory, and the folder spawned workers import it from
         spec["model"].update(factory=study.model.factory, sys_path=list(study.model.sys_path))
     return spec
+
+
+def _user_spec(study: Study, data_size: int, size: dict, seed: int, overrides: dict) -> dict:
+    """A trial of the user's own trainer (train/user.py): "trainer" defines it (hashed), "env" says where
+    it runs (not hashed)."""
+    from scalinglab.metric import study_metric
+
+    m = study_metric(study.to_dict())
+    return {
+        # "unit" is a label, not part of what a trial is
+        "data": {"name": "indices", "options": {k: v for k, v in study.data.options.items() if k != "unit"},
+                 "split_seed": study.data.split_seed},
+        "data_size": int(data_size),
+        "model": {"family": "user", "size": dict(size)},
+        "train": {**study.train.hparams_dict(), **overrides},
+        "seed": int(seed),
+        "trainer": {**study.train.trainer_entry(), "metric": {"name": m.name, "goal": m.goal, "best": m.best}},
+        "env": {"base_dir": study.train.base_dir},
+    }
 
 
 def level_overrides(study: Study, level) -> tuple[dict, dict]:

@@ -32,7 +32,14 @@ from scalinglab.train.trial import trial_id
 
 
 def size_table(study: Study) -> list[tuple[dict, int]]:
-    """(size knobs, parameter count) of every listed size, smallest model first."""
+    """(size knobs, parameter count) of every listed size, smallest model first.
+
+    Your own trainer's models are not built here, so their sizes keep the listed order (list them
+    smallest first) with a stand-in count: the size's own "params" key if it has one, else 2**i for
+    the i-th listed size (the search only uses the counts to order sizes and to move between them in
+    log space)."""
+    if study.train.user:
+        return [(s, int(s.get("params", 2 ** i))) for i, s in enumerate(study.model.size_grid())]
     from scalinglab.data import load
     from scalinglab.models import describe_spec
 
@@ -90,11 +97,13 @@ class HestnessSearch:
         probes = self.overfit_trials(level)
         if any(trial_id(s) not in results for s, _ in probes):
             return None
-        for i, (s, _) in enumerate(probes):
-            r = results[trial_id(s)]
+        rs = [results[trial_id(s)] for s, _ in probes]
+        for i, r in enumerate(rs):
             if r["status"] == "ok" and r["final_train_error"] is not None \
                     and r["final_train_error"] <= self.cfg.overfit_threshold:
                 return i
+        if not any(r["status"] == "ok" and r["final_train_error"] is not None for r in rs):
+            return 0  # a user trainer that reports no train error: start small (small data, small models)
         return len(self.sizes) - 1  # nothing overfits: the biggest model is the best we have
 
     # --- phase 2: Monte Carlo candidates per subset -------------------------------------------

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalinglab import models as models_mod
+from scalinglab.train.result import new_result
 from scalinglab.train.trial import run_trial, steps_per_epoch, subset, trial_id
 
 BMM_LAYERS = (nn.Flatten, nn.Linear, nn.Conv1d, nn.BatchNorm1d, nn.ReLU)
@@ -463,13 +464,6 @@ class _DataOrder:
         return torch.cat(out)
 
 
-def _blank(spec: dict, device: str) -> dict:
-    return {"id": trial_id(spec), "status": "failed", "min_dev_error": None, "best_epoch": None,
-            "epochs": 0, "final_train_error": None, "final_train_loss": None, "test_error": None,
-            "params": None, "train_flops_per_example": None, "train_flops": None, "history": [],
-            "error": None, "device": device}
-
-
 def _fused_single(spec: dict, key: str, device: str) -> bool:
     """A group of one goes through the group trainer only where that trainer skips autograd: a plain
     fp32 MLP (no batch norm) on the CPU, whose hand-written step (_FusedMLP) trained one model 1.4x
@@ -711,7 +705,7 @@ class _GroupTrainer:
             steps = self.first_bad.get(s, self.epoch_start[m])
             if stop[s] == "diverged" and s not in self.first_bad:  # non-finite dev loss: it made the epoch's steps
                 steps = self.epoch_start[m] + self.spe[m]
-            r = _blank(spec, self.device)
+            r = new_result(trial_id(spec), self.device)
             r.update({"status": stop[s], "history": h, "epochs": len(h), "steps": steps, **self.info,
                       "train_flops": self.info["train_flops_per_example"] * steps * self.bs})
             if h:

@@ -22,13 +22,18 @@ import torch.nn.functional as F
 
 from scalinglab import data as data_mod
 from scalinglab import models as models_mod
+from scalinglab.train.result import new_result
 
 SPEC_VERSION = 1  # bump when a change to training makes old results incomparable
 
 
 def trial_id(spec: dict) -> str:
-    """Stable id of a trial: sha256 of its canonical JSON (sorted keys)."""
-    blob = json.dumps({"v": SPEC_VERSION, **spec}, sort_keys=True, separators=(",", ":"))
+    """Stable id of a trial: sha256 of its canonical JSON (sorted keys).
+
+    The spec's "env" entry is left out: it says where the trial runs (the study file's folder, the
+    per-trial work folders), not what it is, so a moved study folder keeps its trial ids."""
+    blob = json.dumps({"v": SPEC_VERSION, **{k: v for k, v in spec.items() if k != "env"}},
+                      sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -94,10 +99,7 @@ def run_trial(spec: dict, device: str = "cpu") -> dict:
            auxiliary training examples of another distribution, weighted in the loss (see _train).
     """
     t0 = time.perf_counter()
-    out = {"id": trial_id(spec), "status": "failed", "min_dev_error": None, "best_epoch": None,
-           "epochs": 0, "final_train_error": None, "final_train_loss": None, "test_error": None,
-           "params": None, "train_flops_per_example": None, "train_flops": None, "history": [],
-           "error": None, "device": device}
+    out = new_result(trial_id(spec), device)
     try:
         out.update(_train(spec, device))
     except Exception as e:  # a failed trial is a result, not a crash of the study
