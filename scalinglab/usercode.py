@@ -10,6 +10,7 @@ installed package always wins over a same-named file). A file there named like a
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
 from pathlib import Path
@@ -26,14 +27,23 @@ def _local_file(top: str, folders) -> Path | None:
     return None
 
 
+_OURS: dict[str, Path] = {}  # modules this process loaded from study folders, by name
+_APPENDED: set[str] = set()  # study folders this process appended to sys.path
+
+
 def _load_local(top: str, path: Path, field: str, ref: str):
     existing = sys.modules.get(top)
+    if existing is not None and _OURS.get(top) != path and top in _OURS:
+        existing = None  # another study folder's module of the same name (one process, several studies)
+        for name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+            del sys.modules[name]
     if existing is not None:
         if Path(getattr(existing, "__file__", "") or "").resolve() == path:
             return existing
         raise UserError(f"{field}: given {ref!r}; {path} is named like the module {top!r} that is already "
                         f"imported from {getattr(existing, '__file__', 'built-in')}; allowed: rename your file")
-    other = importlib.util.find_spec(top)  # what `import top` gives without the study folder
+    # what `import top` gives without any study folder (those we appended to sys.path)
+    other = importlib.machinery.PathFinder.find_spec(top, [p for p in sys.path if p not in _APPENDED])  # what `import top` gives without the study folder
     if other is not None and other.origin and Path(other.origin).resolve() != path:
         raise UserError(f"{field}: given {ref!r}; {path} is named like the installed module {top!r} "
                         f"({other.origin}); allowed: rename your file so it does not shadow it")
@@ -47,6 +57,7 @@ def _load_local(top: str, path: Path, field: str, ref: str):
     except BaseException:
         sys.modules.pop(top, None)
         raise
+    _OURS[top] = path
     return module
 
 
@@ -66,6 +77,7 @@ def import_object(ref: str, folders=(), field: str = "function"):
             for f in folders:
                 if f not in sys.path:
                     sys.path.append(f)
+                    _APPENDED.add(f)
             _load_local(top, local, field, ref)
         obj = importlib.import_module(mod_name)
     except UserError:

@@ -1,0 +1,1 @@
+"""Small adapters between scalinglab's trial and the training frameworks users already have."""
