@@ -144,7 +144,10 @@ class TrainConfig(_Strict):
                 raise ValueError("timeout applies to a command; a function runs in scalinglab's process")
             from scalinglab.train.user import parse_timeout
 
-            parse_timeout(self.timeout)
+            try:
+                parse_timeout(self.timeout)
+            except ValueError as e:
+                raise ValueError(f"timeout: {e}") from None
         if (self.hparams or self.version) and not self.user:
             raise ValueError("hparams and version are for your own trainer (train.function or train.command)")
         return self
@@ -298,11 +301,16 @@ def preset_text(name: str) -> str:
 
 
 def _field_path(loc) -> str:
-    return ".".join(str(p) for p in loc if not str(p).startswith("function-")) or "(top level)"
+    # pydantic names a union's branches in the path ("literal['error']", "MetricConfig"): not a field
+    return ".".join(str(p) for p in loc if not str(p).startswith(("function-", "literal[")) and
+                    not (isinstance(p, str) and p[:1].isupper())) or "(top level)"
 
 
 def _one_line(where: str, err: ValidationError, raw: dict) -> UserError:
-    e = err.errors()[0]
+    errors = err.errors()
+    e = errors[0]
+    if e["type"] == "literal_error" and isinstance(e.get("input"), dict) and len(errors) > 1:
+        e = errors[1]  # a table where a name or a table is allowed (metric): the table's own error
     field = _field_path(e["loc"])
     msg = e["msg"].removeprefix("Value error, ")
     if e["type"] == "extra_forbidden":
@@ -312,6 +320,9 @@ def _one_line(where: str, err: ValidationError, raw: dict) -> UserError:
         return UserError(f"{where}: {field}: missing; it is required")
     given = e.get("input")
     if isinstance(given, dict):
+        key, _, rest = msg.partition(": ")  # a table's validator names the key it refuses ("timeout: ...")
+        if rest and key in given:
+            return UserError(f"{where}: {field}.{key}: {rest}")
         return UserError(f"{where}: {field}: {msg}")
     return UserError(f"{where}: {field}: given {given!r}; allowed: {msg}")
 
@@ -364,7 +375,10 @@ def _check_user_trainer(study: Study, where: str) -> None:
     from scalinglab.train import user as user_mod
 
     if study.train.function is not None:
-        user_mod.load_function(study.train.function, study.train.base_dir)
+        try:
+            user_mod.load_function(study.train.function, study.train.base_dir)
+        except UserError as e:
+            raise UserError(f"{where}: {e}") from None
         return
     sizes, hp = study.model.size_grid(), study.train.hparams_dict()
     known = user_mod.known_placeholders({k for s in sizes for k in s}, hp)

@@ -1,10 +1,14 @@
 """`scalinglab status DIR`: per subset, trials done/planned and the best candidate so far."""
 
+import json
+
 HELP = "show a study's progress: per data size, trials done/planned and the best so far"
 
 
 def register(p):
     p.add_argument("folder", help="study output folder (holds results.sqlite)")
+    p.add_argument("--failed", action="store_true",
+                   help="also show each failed trial's stored traceback or stderr tail")
 
 
 def run(args) -> int:
@@ -52,5 +56,26 @@ def run(args) -> int:
                                   f"{best.lr:g}" if best is not None else "-",
                                   str(int(best.n_seeds)) if best is not None else "-")
             console.print(table)
+            _print_failed(console, store, st["name"], df, args.failed)
     return 0
+
+
+def _print_failed(console, store, study: str, df, details: bool) -> None:
+    """Each distinct failure reason once, with its count (and with --failed, what the trainer left)."""
+    from rich.markup import escape
+
+    failed = df[df["status"] == "failed"]
+    if not len(failed):
+        return
+    console.print(f"{len(failed)} failed trials (`scalinglab run ... --retry-failed` runs them again):")
+    for reason, n in failed["error"].fillna("(no reason stored)").value_counts().items():
+        console.print(f"  {escape(reason)} ({n} trial{'s' if n != 1 else ''})", highlight=False)
+    if details:
+        full = store.frame(study, with_json=True)
+        for _, row in full[full["status"] == "failed"].iterrows():
+            tb = (json.loads(row["result"]).get("traceback") or "").rstrip()
+            console.print(f"\n[bold]{row['id']}[/bold] data_size={row['data_size']} "
+                          f"{escape(row['model_size'])} seed={row['seed']}: {escape(row['error'] or '')}")
+            if tb:
+                console.print(escape(tb), highlight=False)
 
