@@ -56,3 +56,31 @@ def test_charlm_example_smoke(tmp_path):
     errs = [p["error"] for p in s["points"]]
     assert all(1.0 < e < math.log2(97) for e in errs)  # bits/char: above 1 (no error rate), below guessing
     assert s["learning_curve"] is not None and s["learning_curve"]["exponent"] < 0
+
+
+# --- the user's own trainer (train/user.py): a function, a Lightning module, a command ------------
+
+def _user_example(tmp_path, name, *args, total):
+    r = cli("run", str(EXAMPLES / name / "study.toml"), "--out", str(tmp_path / "out"), "--no-progress", *args,
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    s = summary(tmp_path / "out")
+    assert s["trials"]["ok"] == s["trials"]["total"] == total
+    errs = [p["error"] for p in s["points"]]
+    assert errs[-1] < 0.1 < errs[0] < 0.9  # real learning on digits: from near guessing to a few %
+    assert s["learning_curve"]["exponent"] < -0.3 and s["data_unit"] == "images"
+    return s
+
+
+def test_sklearn_function_example(tmp_path):
+    s = _user_example(tmp_path, "sklearn_function", total=6 * 3 * 2)
+    assert {p["model_size"]["n_estimators"] for p in s["points"]} <= {5, 20, 80}
+    assert s["model_size_law"] is not None  # params from the trees' leaves: a model-size law
+
+
+def test_lightning_example_in_two_workers(tmp_path):
+    _user_example(tmp_path, "lightning", "--workers", "2", total=5 * 2)
+
+
+def test_command_script_example_in_two_workers(tmp_path):
+    _user_example(tmp_path, "command_script", "--workers", "2", total=5 * 2)

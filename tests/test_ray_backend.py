@@ -178,3 +178,27 @@ def test_unreachable_address_is_one_line_and_writes_nothing(study_file, tmp_path
                        capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 2 and "--address: given '127.0.0.1:1'" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_user_function_and_command_trainers_on_ray(ray_address, tmp_path):
+    # the user's own trainers on Ray: the function's module is imported in the Ray worker from the
+    # study's folder; the command runs there; the points equal the in-process run's exactly
+    from test_user_trainer import command_study, function_study
+
+    for make in (function_study, command_study):
+        d = tmp_path / make.__name__
+        d.mkdir()
+        study, _ = load_study(str(make(d)))
+        local = run_study(study, d / "local", backend="local", log=lambda m: None)
+        on_ray = run_study(study, d / "ray", backend=RayBackend(workers=2), log=lambda m: None)
+        assert on_ray["trials"]["ok"] == on_ray["trials"]["total"] == local["trials"]["total"] > 0
+        assert _points(on_ray) == _points(local)
+
+
+def test_sklearn_example_on_ray(ray_address, tmp_path):
+    from pathlib import Path
+
+    ex = Path(__file__).resolve().parent.parent / "examples" / "sklearn_function" / "study.toml"
+    study, _ = load_study(str(ex))
+    s = run_study(study, tmp_path / "ray", backend=RayBackend(workers=2), log=lambda m: None)
+    assert s["trials"]["ok"] == s["trials"]["total"] == 36 and s["learning_curve"]["exponent"] < -0.3
