@@ -404,3 +404,17 @@ def _rows(out: Path) -> int:
             return db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def test_hestness_search_and_a_factor_of_the_users_own_hparams(tmp_path):
+    study = function_study(tmp_path, train_extra="hparams = { dropout = 0.0 }")
+    study.write_text(study.read_text().replace(
+        'kind = "grid"', 'kind = "hestness"\ncandidates = 3\nlrs = [0.003, 0.01, 0.03]\n'
+                         'factor = "dropout"\nlevels = [0.0, 0.5]'))
+    assert run(study, tmp_path / "out") == 0
+    s = summary(tmp_path / "out")
+    assert s["trials"]["ok"] == s["trials"]["total"] > 20
+    assert s["factor"]["name"] == "dropout" and sorted(s["factor"]["levels"]) == ["0.0", "0.5"]
+    # the planted law does not depend on dropout: both levels recover the same exponent
+    for lv in s["factor"]["levels"].values():
+        assert lv["learning_curve"]["exponent"] == pytest.approx(-0.5, abs=0.08)
