@@ -5,6 +5,8 @@
     python benchmarks/trainer.py --engines --padding   # also: bmm vs vmap; padded vs separate widths
     python benchmarks/trainer.py --cnn --widths 64     # also: 1-D CNN groups, conv2d channels-last vs conv1d
     python benchmarks/trainer.py --single              # also: one model, run_group (fused MLP) vs run_trial
+    python benchmarks/trainer.py --optimizer           # also: the stacked optimizer, torch's private fused
+                                                       # kernels vs the public foreach fallback
 
 Prints, from ONE run on the same machine, for MLPs (depth 2) on MNIST-1D:
   naive    one model at a time: run_trial (standard PyTorch training), same epochs and batch size;
@@ -104,7 +106,6 @@ def cnn_specs(channels: int, models: int, epochs: int, n: int, batch: int) -> li
 
 def cnn_table(a):
     """CNN groups as the default study trains them (depth 3, kernel 5): naive vs the two conv forms."""
-    from scalinglab.train import batched
     print(f"\n1-D CNN (depth 3, kernel 5), {a.models} models, n={a.n}, batch {a.batch}, {a.epochs} epochs; "
           f"wall s, medians of {max(2, a.reps)} interleaved reps")
     print(f"{'channels':>8} {'naive s':>8} {'conv1d s':>9} {'conv2d-CL s':>11} {'naive/conv2d':>12} "
@@ -115,11 +116,36 @@ def cnn_table(a):
         for _ in range(max(2, a.reps)):
             t["naive"].append(time_naive(specs)[0])
             for form in ("conv1d", "conv2d"):
-                batched.CONV_2D = form == "conv2d"
-                t[form].append(time_batched(specs)[0])
-        batched.CONV_2D = True
+                t[form].append(time_batched(specs, conv_2d=form == "conv2d")[0])
         n, c1, c2 = med(t["naive"]), med(t["conv1d"]), med(t["conv2d"])
         print(f"{ch:>8} {n:>8.2f} {c1:>9.2f} {c2:>11.2f} {n / c2:>11.2f}x {c1 / c2:>12.2f}x")
+
+
+def optimizer_table(a, widths):
+    """One StackedOptimizer step on G stacked MLPs (depth 2): torch's private fused kernels vs the
+    public torch.optim functional path with foreach=True (the fallback if a release drops them)."""
+    from scalinglab.train.stacked_optim import StackedOptimizer
+
+    print(f"\nstacked optimizer step, {a.models} MLPs (depth 2), half the models at another lr (2 buckets); "
+          f"ms per step, medians of 5 x 50 steps")
+    print(f"{'width':>5} {'kind':>5} {'fused ms':>9} {'public ms':>10} {'public/fused':>12}")
+    for w in widths:
+        shapes = [(w, 40), (w,), (w, w), (w,), (10, w), (10,)]
+        hp = [(1e-3, 0.0, 0.9)] * (a.models // 2) + [(3e-3, 0.0, 0.9)] * (a.models - a.models // 2)
+        for kind in ("adam", "sgd"):
+            t = {}
+            for fused in (True, False):
+                ps = [torch.randn(a.models, *sh) for sh in shapes]
+                gs = [torch.randn_like(p) for p in ps]
+                opt = StackedOptimizer(kind, ps, hp, fused=fused)
+                reps = []
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    for _ in range(50):
+                        opt.step(grads=gs)
+                    reps.append((time.perf_counter() - t0) / 50 * 1e3)
+                t[fused] = med(reps)
+            print(f"{w:>5} {kind:>5} {t[True]:>9.3f} {t[False]:>10.3f} {t[False] / t[True]:>11.2f}x")
 
 
 def med(xs):
@@ -142,6 +168,8 @@ def main(argv=None):
                     "MLP to the fused step) vs run_trial, per width")
     ap.add_argument("--cnn", action="store_true", help="also: 1-D CNN groups (the default study's family): naive "
                     "vs batched with conv2d channels-last vs batched with grouped conv1d")
+    ap.add_argument("--optimizer", action="store_true", help="also: one stacked optimizer step, fused kernels "
+                    "vs the public foreach path")
     a = ap.parse_args(argv)
     if a.quick:
         a.epochs, a.widths, a.reps = 2, "64,256", 1
@@ -193,6 +221,9 @@ def main(argv=None):
           "layer's unneeded input gradient, plus the dev evaluation each epoch and the final train and test "
           "evaluations) / its whole wall time. max |d dev err|: min dev error, naive vs batched (same up to "
           "reassociation, which 64 Adam steps amplify to a few examples).")
+
+    if a.optimizer:
+        optimizer_table(a, widths)
 
     if a.engines:
         print("\nengines (training steps only, s/step, medians of interleaved reps):")

@@ -34,7 +34,8 @@ def machine_info(device: str) -> dict:
 
 def run_study(study: Study, out: Path, *, source: str = "", backend: str = "local", workers: int = 1,
               device: str | None = None, progress=None, form: str = "auto", log=None,
-              backend_options: dict | None = None, retry_failed: bool = False) -> dict:
+              backend_options: dict | None = None, retry_failed: bool = False, batched: bool = True,
+              threads: int | None = None) -> dict:
     """Run (or resume) `study` into folder `out`; returns the summary dict.
 
     progress: an object with `start(total, done, todo)`, `advance(spec, result)`, `stop()` (or None).
@@ -44,12 +45,30 @@ def run_study(study: Study, out: Path, *, source: str = "", backend: str = "loca
     retry_failed: run again the stored trials whose status is "failed" (an exception or a lost worker,
     not a diverged model); each new result replaces the failed row when it is committed, so a kill
     during the retry loses nothing.
+    batched: train same-shape built-in trials as stacked groups (False: one at a time, `--no-batch`).
+    threads: torch threads of this process for the run (in-process trials) and of each pool worker.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     device = resolve_device(device or study.train.device)
     if backend == "ray":
         backend_options = {**study.resources.options(), **(backend_options or {})}
-    be = make_backend(backend, workers, **(backend_options or {})) if isinstance(backend, str) else backend
+    if isinstance(backend, str):
+        opts = {**(backend_options or {}), "batched": batched}
+        if backend != "ray":
+            opts["threads"] = threads
+        be = make_backend(backend, workers, **opts)
+    else:
+        be = backend
+    if threads:  # this process's torch threads, for the run (in-process trials; pool workers get their own)
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return run_study(study, out, source=source, backend=be, workers=workers, device=device,
+                             progress=progress, form=form, log=log, retry_failed=retry_failed)
+        finally:
+            torch.set_num_threads(before)
     out = Path(out)
     store = Store(out)
     t0 = time.time()

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from scalinglab.backends import make_backend
-from scalinglab.train.batched import group_key, pack, run_group
+from scalinglab.train.batched import run_group
+from scalinglab.train.packing import group_key, pack
 from scalinglab.train.trial import run_trial
 
 DATA = {"name": "mnist1d", "options": {"n_train": 1000, "n_dev": 300, "n_test": 300}, "split_seed": 0}
@@ -64,15 +65,13 @@ def test_step_trajectories_match_run_trial(model, opt):
 
 
 @pytest.mark.parametrize("conv_2d", [True, False], ids=["conv2d-channels-last", "grouped-conv1d"])
-def test_both_conv_forms_match_run_trial(conv_2d, monkeypatch):
-    """The CNN group's two conv forms (CONV_2D: channels-last conv2d, the default; grouped conv1d) give
+def test_both_conv_forms_match_run_trial(conv_2d):
+    """The CNN group's two conv forms (conv_2d: channels-last conv2d, the default; grouped conv1d) give
     run_trial's per-step losses, with batch norm and with the read-out after the last conv."""
-    from scalinglab.train import batched
-    monkeypatch.setattr(batched, "CONV_2D", conv_2d)
     model = {"family": "cnn1d", "size": {"channels": 6, "depth": 3}, "batchnorm": True}
     specs = [spec(s, n=64, model=model, optimizer="adam", lr=lr, max_epochs=6, min_steps_per_epoch=1,
                   patience=100) for s, lr in [(0, 3e-3), (1, 1e-2)]]
-    for a, b in zip([run_trial(s) for s in specs], run_group(specs, fallback=False)):
+    for a, b in zip([run_trial(s) for s in specs], run_group(specs, fallback=False, conv_2d=conv_2d)):
         for ha, hb in zip(a["history"], b["history"]):
             assert rel(ha["train_loss"], hb["train_loss"]) < 1e-4, (ha, hb)
             assert rel(ha["dev_loss"], hb["dev_loss"]) < 1e-3, (ha, hb)
@@ -168,7 +167,7 @@ def test_group_key_and_pack():
     assert sorted(len(g) for g in groups if g[0]["model"]["family"] == "mlp") == [2, 3, 3, 3, 4]
     assert groups[0][0] is specs[0]  # plan order: smallest data first
     # a memory budget of about two of the largest models: every group fits, the largest come in twos
-    from scalinglab.train.batched import model_bytes
+    from scalinglab.train.packing import model_bytes
 
     budget = 2 * max(model_bytes(s) for s in specs) + 1
     groups = pack(specs, max_group=32, memory_budget=budget)
@@ -187,8 +186,8 @@ def test_backends_batched_and_not_give_the_same_results():
     assert math.isfinite(sum(r["wall_time"] for r in on.values()))
 
 
-def test_fused_mlp_step_matches_autograd(monkeypatch):
-    # the hand-written MLP forward/backward (_FusedMLP) against autograd over forward_bmm: mixed
+def test_fused_mlp_step_matches_autograd():
+    # the hand-written MLP forward/backward (stacked.FusedMLP) against autograd over forward_bmm: mixed
     # hyper-parameters and epoch lengths, models that stop early (the group shrinks, buffers are
     # reallocated) and, under SGD, a diverging member
     import scalinglab.train.batched as batched
@@ -201,9 +200,8 @@ def test_fused_mlp_step_matches_autograd(monkeypatch):
     g = batched._GroupTrainer(groups[0], "cpu", "bmm", None, False)
     assert g.mlp is not None and not any(p.requires_grad for p in g.P.values())
     fused = [run_group(specs, fallback=False) for specs in groups]
-    monkeypatch.setattr(batched, "FUSED_MLP", False)
-    assert batched._GroupTrainer(groups[0], "cpu", "bmm", None, False).mlp is None
-    auto = [run_group(specs, fallback=False) for specs in groups]
+    assert batched._GroupTrainer(groups[0], "cpu", "bmm", None, False, fused_mlp=False).mlp is None
+    auto = [run_group(specs, fallback=False, fused_mlp=False) for specs in groups]
     assert fused[1][1]["status"] == "diverged"
     for a, b in zip(fused[0] + fused[1], auto[0] + auto[1]):
         assert (a["status"], a["steps"], a["epochs"]) == (b["status"], b["steps"], b["epochs"])
@@ -214,11 +212,15 @@ def test_fused_mlp_step_matches_autograd(monkeypatch):
         assert a["min_dev_error"] == b["min_dev_error"]
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused-kernels", "public-foreach"])
 @pytest.mark.parametrize("kind", ["adam", "adamw", "sgd"])
-def test_stacked_optimizer_buckets_match_torch_optim(kind):
+def test_stacked_optimizer_buckets_match_torch_optim(kind, fused):
     # buckets as whole stacks, contiguous slices (the trainer's hp order) and interleaved per-model
-    # views, with a dead slot: each model's update equals torch.optim's on that model alone
-    from scalinglab.train.batched import StackedOptimizer
+    # views, with a dead slot: each model's update equals torch.optim's on that model alone, on torch's
+    # private fused kernels and on the public fallback (what runs if a torch release drops them)
+    from scalinglab.train.stacked_optim import StackedOptimizer
+
+    assert StackedOptimizer.FUSED  # this torch has the fused kernels: the fused case is really fused
     from scalinglab.train.trial import make_optimizer
 
     for hps in ([(1e-2, 0.0, 0.9)] * 4, [(1e-2, 0.0, 0.9)] * 2 + [(3e-2, 0.1, 0.5)] * 2,
@@ -226,7 +228,8 @@ def test_stacked_optimizer_buckets_match_torch_optim(kind):
         torch.manual_seed(0)
         p0, grads = torch.randn(4, 5, 3), [torch.randn(4, 5, 3) for _ in range(3)]
         p = p0.clone()
-        opt = StackedOptimizer(kind, [p], hps)
+        opt = StackedOptimizer(kind, [p], hps, fused=fused)
+        assert opt.fused is fused
         for g in grads:
             opt.step(dead={3}, grads=[g])
         for s, (lr, wd, mom) in enumerate(hps):

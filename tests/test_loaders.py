@@ -323,7 +323,7 @@ def test_charlm_data_and_bits_metric():
     h = r["history"]
     assert all(math.isclose(e["dev_error"], e["dev_loss"] / math.log(2)) for e in h)  # bits = nats / ln 2
     assert 1 < r["min_dev_error"] < math.log2(97) and 1 < r["test_error"] < 8
-    from scalinglab.train.batched import group_key
+    from scalinglab.train.packing import group_key
 
     assert group_key(spec).startswith("single:")  # never batched: run_trial computes the bits
 

@@ -13,7 +13,7 @@ from scalinglab.config import load_study, parse_study
 from scalinglab.errors import UserError
 from scalinglab.runner import run_study
 from scalinglab.search import make_search
-from scalinglab.train.batched import group_key
+from scalinglab.train.packing import group_key
 from scalinglab.train.trial import run_trial, trial_id
 
 # A smoke-sized weighting study: teacher target, auxiliary = the same teacher with 4x the label noise.

@@ -14,10 +14,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Iterable, Iterator
 
 from scalinglab.errors import UserError
+from scalinglab.train.packing import MAX_GROUP
 from scalinglab.train.runners import plan_units, run_unit
-
-
-MAX_GROUP = 32  # models per group: beyond this, per-step overhead is already amortised on CPU
 
 
 class InProcessBackend:
@@ -42,15 +40,16 @@ class ProcessPoolBackend:
 
     name = "pool"
 
-    def __init__(self, workers: int, batched: bool = True, max_group: int = MAX_GROUP):
+    def __init__(self, workers: int, batched: bool = True, max_group: int = MAX_GROUP, threads: int | None = None):
         self.workers, self.batched, self.max_group = workers, batched, max_group
+        self.threads = threads  # torch threads per worker; None: the cores shared out
 
     def map(self, specs: Iterable[dict], device: str = "cpu") -> Iterator[tuple[dict, dict]]:
         specs = list(specs)
         # With fewer groups than workers, smaller groups keep every worker busy.
         units = plan_units(specs, device, self.batched,
                        max(1, min(self.max_group, -(-len(specs) // self.workers))))
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        threads = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
         with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
                                  initializer=_init_worker, initargs=(threads,)) as ex:
             # Keep at most 2 units per worker queued so an interrupt loses little and order stays near plan order.
@@ -69,22 +68,21 @@ class ProcessPoolBackend:
                         pending[ex.submit(run_unit, nxt, device)] = nxt
 
 
-def make_backend(name: str = "local", workers: int = 1, *, batched: bool | None = None,
-                 max_group: int = MAX_GROUP, **kw):
-    """batched: train same-shape trials in groups (run_group); False: one run_trial per spec.
-    None reads the environment: SCALINGLAB_BATCHED=0 turns batching off (for before/after timings)."""
-    if batched is None:
-        batched = os.environ.get("SCALINGLAB_BATCHED", "1") not in ("0", "false", "no")
+def make_backend(name: str = "local", workers: int = 1, *, batched: bool = True,
+                 max_group: int = MAX_GROUP, threads: int | None = None, **kw):
+    """batched: train same-shape trials in groups (run_group); False: one run_trial per spec (for
+    before/after timings: `run --no-batch`). threads: torch threads per pool worker (default: the cores
+    shared out; in-process, the caller's setting; on Ray, each task's num_cpus)."""
     if name == "local":
-        return (ProcessPoolBackend(workers, batched, max_group) if workers > 1
+        return (ProcessPoolBackend(workers, batched, max_group, threads) if workers > 1
                 else InProcessBackend(batched, max_group))
     if name == "pool":
-        return ProcessPoolBackend(max(1, workers), batched, max_group)
+        return ProcessPoolBackend(max(1, workers), batched, max_group, threads)
     if name == "ray":
         try:
             from scalinglab.backends.ray_backend import RayBackend
         except ImportError as e:
             raise UserError(f"--backend: given 'ray' but Ray is not importable ({e}); "
                             "allowed: install it with pip install 'scalinglab[ray]'") from None
-        return RayBackend(workers=workers, **kw)
+        return RayBackend(workers=workers, batched=batched, max_group=max_group, **kw)
     raise UserError(f"--backend: given {name!r}; allowed: local, pool, ray")

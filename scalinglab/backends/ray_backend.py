@@ -18,11 +18,10 @@ Ray is imported only when this backend runs (`pip install 'scalinglab[ray]'`).
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable, Iterator
 
-from scalinglab.backends.local import MAX_GROUP
 from scalinglab.errors import UserError
+from scalinglab.train.packing import MAX_GROUP
 from scalinglab.train.result import failed_result
 from scalinglab.train.runners import plan_units, run_unit
 from scalinglab.train.trial import trial_id
@@ -66,7 +65,7 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, workers: int = 1, *, address: str | None = None, num_cpus: float | None = None,
-                 num_gpus: float | None = None, max_retries: int = MAX_RETRIES, batched: bool | None = None,
+                 num_gpus: float | None = None, max_retries: int = MAX_RETRIES, batched: bool = True,
                  max_group: int = MAX_GROUP, **kw):
         if kw:
             raise UserError(f"ray backend: unknown option {min(kw)!r}; allowed: address, num_cpus, "
@@ -80,8 +79,6 @@ class RayBackend:
             raise UserError(f"max_retries: given {max_retries}; allowed: 0 or more")
         self.workers, self.address = max(1, workers), address
         self.num_cpus, self.num_gpus, self.max_retries = num_cpus, num_gpus, max_retries
-        if batched is None:  # as make_backend: SCALINGLAB_BATCHED=0 (run --no-batch) turns batching off
-            batched = os.environ.get("SCALINGLAB_BATCHED", "1") not in ("0", "false", "no")
         self.batched, self.max_group = batched, max_group
         self._started = False  # True when this backend started the Ray instance (or connected)
         self._ray = self._connect()  # now, so a bad address fails before the runner writes anything

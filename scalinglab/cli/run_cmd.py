@@ -53,7 +53,7 @@ def run(args) -> int:
         raise UserError(f"--threads: given {args.threads}; allowed: 1 or more")
     from scalinglab.train.trial import resolve_device
 
-    resolve_device(args.device or study.train.device)
+    device = resolve_device(args.device or study.train.device)  # once: an unusable device fails here
     out = Path(args.out) if args.out else Path("runs") / study.name
     console = Console(stderr=True)
     console.print(f"[bold]{study.name}[/]: {study.description or source} -> {out}/")
@@ -62,17 +62,10 @@ def run(args) -> int:
     from scalinglab.runner import run_study
 
     progress = None if args.no_progress else StudyProgress(study.name, console)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    if args.no_batch:
-        import os
-
-        os.environ["SCALINGLAB_BATCHED"] = "0"  # read by make_backend, here and in spawned workers
     summary = run_study(study, out, source=source, backend=args.backend, workers=args.workers,
-                        device=args.device, progress=progress, form=args.form,
-                        log=console.print, backend_options=ray_opts, retry_failed=args.retry_failed)
+                        device=device, progress=progress, form=args.form, log=console.print,
+                        backend_options=ray_opts, retry_failed=args.retry_failed, batched=not args.no_batch,
+                        threads=args.threads)
     _print_summary(console, summary, out)
     from scalinglab.report import write_report
 

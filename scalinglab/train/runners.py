@@ -37,7 +37,7 @@ def plan_units(specs: list[dict], device: str, batched: bool, max_group: int) ->
     builtin = [s for s in specs if runner_kind(s) == "builtin"]
     if not batched or not builtin:
         return [[s] for s in specs]
-    from scalinglab.train.batched import default_memory_budget, pack
+    from scalinglab.train.packing import default_memory_budget, pack
 
     return [[s] for s in specs if runner_kind(s) != "builtin"] + \
         pack(builtin, max_group=max_group, memory_budget=default_memory_budget(device))
