@@ -125,7 +125,8 @@ def fit_form(law, x, y, w, y0=None, robust=False, max_nfev=None):
 
 def _polished(law, lx, ly, w, best, lo, hi, free, fs, x_scale, max_nfev=None):
     th_p, cost_p, conv, msg = polish(law, lx, ly, w, best, lo, hi, free, fs=fs, max_nfev=max_nfev)
-    if law.name == "m4" and free[1] and th_p[1] >= hi[1] * (1 - 1e-9):
+    i = law.y0_index
+    if i is not None and free[i] and th_p[i] >= hi[i] * (1 - 1e-9):
         # the ridge of a free y0 (laws._m4_bounds): say so rather than report its value as found
         msg += f"; y0 at its upper bound ({Y0_FREE_MAX:g}x the largest error): the data do not identify it"
     if not np.isfinite(cost_p):
@@ -183,7 +184,7 @@ def _regions(law, th, th_boot, x, y0, interval):
       10% of the irreducible error (the local log-log slope is then 1/11 of the power-law exponent).
     """
     floor = float(law.floor(th))
-    has_floor = law.name not in ("pow", "model_size")
+    has_floor = law.has_floor
     q = (1 - interval) / 2
     floor_ci = None
     if has_floor:
@@ -200,14 +201,13 @@ def _regions(law, th, th_boot, x, y0, interval):
         return float(grid[idx[0]]) if idx.size and idx[0] > 0 else None
 
     small = None
-    if law.name == "m4":
-        yi, e0, a = th[0], th[1], th[2]
-        small = first_below(yi + (e0 - yi) / (1 + a))
-    elif y0 is not None and has_floor or (y0 is not None and law.name == "pow"):
+    if law.small_data_level is not None:
+        small = first_below(float(law.small_data_level(th)))
+    elif y0 is not None and law.floor_kind != "none":
         small = first_below(float(y0))
     irr = first_below(1.1 * floor) if has_floor and floor > 0 else None
     return {"small_data_end": small, "irreducible_start": irr,
-            "floor": floor if has_floor else (0.0 if law.name == "pow" else None),
+            "floor": floor if has_floor else (0.0 if law.floor_kind == "zero" else None),
             "floor_ci": floor_ci}
 
 
@@ -289,8 +289,8 @@ def fit_curve(x, y, *, form="auto", weights=None, y0=None, groups_y=None, n_boot
         ci = {k: (float(np.nanquantile(ub[k], q)), float(np.nanquantile(ub[k], 1 - q)))
               for k in params}
     y0_used = _m4_y0(y, y0) if (y0 is not None and law.needs_y0) else y0
-    if law.name == "m4":
-        y0_used = params["y0"]
+    if law.y0_index is not None:  # y0 is a parameter of the form: the one it used (fitted or fixed)
+        y0_used = params[law.names[law.y0_index]]
     cal = bt[law.name]["calibration"]
     cal = {**cal, "sigma": core.sigma}
     return CurveFit(

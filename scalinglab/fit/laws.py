@@ -36,6 +36,17 @@ class Law:
     fixed: Callable = lambda y0: {}  # y0 -> {index: value} for parameters held fixed
     needs_y0: bool = False  # y0 is a parameter (fitted when not given)
     logf_jac: Callable | None = None  # (lx, th) -> (log y, jac) sharing work, when it pays
+    # What the engine and the report ask of a form, so that no one tests law names:
+    floor_kind: str = "fitted"  # "fitted": a floor parameter (with an interval); "zero": none by
+    #                             construction (pow: reported as 0); "none": not an error curve (model_size)
+    small_data_level: Callable | None = None  # th -> the error where the small-data region ends (closed
+    #                                           form, m4); None: where the curve meets the random guess y0
+    y0_index: int | None = None  # y0 is this parameter (m4): fitted when not given
+    n_breaks: int = 0  # a broken power law's breaks (its exponent holds beyond the last one)
+
+    @property
+    def has_floor(self) -> bool:
+        return self.floor_kind == "fitted"
 
     def value_jac(self, lx, th):
         """log y and its Jacobian together (one root solve instead of two for m4)."""
@@ -106,7 +117,7 @@ register(Law(
     logf=_pow_logf, jac=_pow_jac, guess=_pow_guess,
     bounds=lambda lx, y, y0: (np.array([-_BIG, -5.0]), np.array([_BIG, 0.0])),
     to_user=_pow_user, floor=lambda th: np.zeros(np.shape(th)[:-1]),
-    exponent=lambda th: np.asarray(th, float)[..., 1],
+    exponent=lambda th: np.asarray(th, float)[..., 1], floor_kind="zero",
 ))
 
 # model_size: s(m) = sigma * m**beta_p, best-fit parameter count vs data (grows: beta_p > 0).
@@ -117,7 +128,7 @@ register(Law(
     bounds=lambda lx, y, y0: (np.array([-_BIG, -5.0]), np.array([_BIG, 5.0])),
     to_user=lambda th, s: _pow_user(th, s, ("sigma", "beta_p")),
     floor=lambda th: np.zeros(np.shape(th)[:-1]),
-    exponent=lambda th: np.asarray(th, float)[..., 1],
+    exponent=lambda th: np.asarray(th, float)[..., 1], floor_kind="none",
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -257,6 +268,8 @@ register(Law(
     floor=lambda th: np.asarray(th, float)[..., 0],
     exponent=lambda th: np.asarray(th, float)[..., 4],
     fixed=lambda y0: {} if y0 is None else {1: float(y0)}, needs_y0=True, logf_jac=_m4_logf_jac,
+    # the closed form of the bend: y - y_inf = (y0 - y_inf) / (1 + a)
+    small_data_level=lambda th: th[0] + (th[1] - th[0]) / (1 + th[2]), y0_index=1,
 ))
 
 # ---------------------------------------------------------------------------------------------
@@ -407,7 +420,7 @@ for _nb, _name in ((1, "bnsl"), (2, "bnsl2")):
         to_user=lambda th, s, nb=_nb: _bnsl_user(th, s, nb),
         floor=lambda th: np.asarray(th, float)[..., 0],
         exponent=lambda th: -np.asarray(th, float)[..., 3],
-        fixed=_bnsl_fixed(_nb),
+        fixed=_bnsl_fixed(_nb), n_breaks=_nb,
     ))
 
 # the curve forms that form="auto" chooses among (model_size is a different quantity)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import UserError
+from scalinglab.fit.laws import LAWS
 
 # what a refit may raise on odd points (FitError is a UserError); anything else is a bug and propagates
 FIT_ERRORS = (UserError, ValueError, ArithmeticError, np.linalg.LinAlgError)
@@ -57,7 +58,8 @@ class ReportData:
                     "small_data_end": _num(fl.get("small_data_end"))}
         lc = self.lc or {}
         reg = lc.get("regions") or {}
-        if lc.get("form") in (None, "pow", "model_size") or _num(reg.get("floor")) is None:
+        law = LAWS.get(lc.get("form"))
+        if law is None or not law.has_floor or _num(reg.get("floor")) is None:
             return None
         return {"value": _num(reg["floor"]), "ci": reg.get("floor_ci"), "form": lc.get("form"),
                 "irreducible_start": _num(reg.get("irreducible_start"))}

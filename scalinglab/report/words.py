@@ -10,6 +10,7 @@ import datetime as _dt
 import json
 import math
 
+from scalinglab.fit.laws import LAWS
 from scalinglab.report.data import ReportData, size_label
 from scalinglab.report.plots import human
 
@@ -94,7 +95,8 @@ def headline(d: ReportData, f: Fmt) -> dict:
         s = f"Dev error falls as m^{_num(e, 2)}" if e is not None else "A learning curve was fitted"
         # a broken power law's exponent is its last regime's: say from where it holds
         breaks = [v for k, v in (lc.get("params") or {}).items() if k[:1] == "d" and k[1:].isdigit()]
-        last_break = max(breaks) if str(lc.get("form", "")).startswith("bnsl") and breaks else None
+        law = LAWS.get(lc.get("form"))
+        last_break = max(breaks) if law is not None and law.n_breaks and breaks else None
         if _ci(eci):
             s += f" (90% CI {_ci(eci)})"
         if e is not None and last_break is not None:
