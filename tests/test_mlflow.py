@@ -27,7 +27,7 @@ def runs(uri, name="scalinglab-smoke"):
 
 
 def test_round_trip(smoke_run, exported):
-    uri, out = exported
+    uri, _ = exported
     df = runs(uri)
     trials = smoke_run.results
     parent = df[df["tags.scalinglab.study_key"].notna()]
@@ -44,7 +44,8 @@ def test_round_trip(smoke_run, exported):
     assert p["metrics.model_size_exponent"] == pytest.approx(s["model_size_law"]["exponent"])
     client = mlflow.tracking.MlflowClient(uri)
     assert {a.path for a in client.list_artifacts(p["run_id"])} == {"config.json", "summary.json", "report.html"}
-    cfg = json.loads(open(client.download_artifacts(p["run_id"], "config.json")).read())
+    with open(client.download_artifacts(p["run_id"], "config.json")) as f:
+        cfg = json.load(f)
     assert cfg["name"] == "smoke"
 
     # a child: spec as params, final numbers as metrics, status, wall time as the run's duration
