@@ -71,6 +71,34 @@ class StudyResult:
         self.model_size_law = self.summary.get("model_size_law")
         self.points = self.summary.get("points", [])  # the best-fit point per data size
 
+    @property
+    def report_data(self):
+        """What the report draws (report.data.gather): trials, summary and the fits rebuilt from the
+        stored points; read once, on first use."""
+        if getattr(self, "_report_data", None) is None:
+            from scalinglab.report.data import gather
+
+            self._report_data = gather(self.out, study=self.name)
+        return self._report_data
+
+    @property
+    def fit(self):
+        """The learning curve as a CurveFit (`.predict`, `.plot`, `.report()`), refitted from the stored
+        points with summary.json's form; None below 4 data sizes."""
+        return self.report_data.lc_fit
+
+    def plot(self, ax=None):
+        """The report's learning-curve figure on `ax` (a new matplotlib Figure's when None; no display
+        needed). Returns the Axes."""
+        from scalinglab.report.display import plot_study
+
+        return plot_study(self, ax)
+
+    def _repr_html_(self) -> str:  # Jupyter: a summary table and the learning curve
+        from scalinglab.report.display import study_html
+
+        return study_html(self)
+
     def __repr__(self):
         lc = self.learning_curve or {}
         return (f"StudyResult({len(self.results)} trials in {self.out}, learning-curve exponent "

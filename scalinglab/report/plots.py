@@ -120,7 +120,9 @@ def learning_curve(data: ReportData) -> bytes | None:
         return _png(fig)
 
 
-def draw_learning_curve(ax, data: ReportData, *, legend: bool = True):
+def draw_learning_curve(ax, data: ReportData, *, legend: bool = True, legend_cols: int = 3,
+                        xlabel: str | None = None, ylabel: str | None = None,
+                        points_label: str = "best model per subset (median, seed range)"):
     """The learning curve on `ax`: every trial, the best point per subset, the fitted law with its
     90% band and extrapolation, its regions, the floor and the random-guess level. Returns `ax`."""
     pts = data.points
@@ -151,8 +153,8 @@ def draw_learning_curve(ax, data: ReportData, *, legend: bool = True):
             ymax = max(ymax, min(float(np.nanmax(bhi)), ymax * 1.5))
             band = (xs, blo, bhi)
     ylim = (ymin / 1.25, ymax * 1.2)
-    _log_axes(ax, *ylim, pct=pct, xlabel=f"{data.data_unit} m (log scale)",
-              ylabel=f"{data.metric_label} (log scale)")
+    _log_axes(ax, *ylim, pct=pct, xlabel=f"{xlabel or data.data_unit + ' m'} (log scale)",
+              ylabel=f"{ylabel or data.metric_label} (log scale)")
     ax.set_xlim(xlo, xhi)
 
     # regions of the fitted curve: small data | power law | irreducible
@@ -205,7 +207,7 @@ def draw_learning_curve(ax, data: ReportData, *, legend: bool = True):
                 label=f"extrapolation to {EXTRAPOLATE}× data")
     ax.errorbar(x, y, yerr=[np.clip(y - ylo, 0, None), np.clip(yhi - y, 0, None)], fmt="o", ms=6,
                 color=INK, mfc="white", mew=1.8, capsize=3, lw=1.2, zorder=4,
-                label="best model per subset (median, seed range)")
+                label=points_label)
     for p in lc.get("predictions") or []:
         if p.get("value") and p["data_size"] == max(q["data_size"] for q in lc["predictions"]):
             v = p["value"]
@@ -217,7 +219,7 @@ def draw_learning_curve(ax, data: ReportData, *, legend: bool = True):
                         ha="right", va="bottom", fontsize=9, color=BLUE, zorder=6,
                         bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "none", "alpha": 0.85})
     if legend:
-        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.13), ncol=3, fontsize=8.5)
+        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.13), ncol=legend_cols, fontsize=8.5)
     return ax
 
 
