@@ -4,6 +4,8 @@ Python API (the CLI is a thin layer over it):
     scalinglab.load_results(dir)           # every trial of a study folder as a DataFrame
     scalinglab.fit_curve(x, y, form="auto")  # a learning-curve fit with intervals
     scalinglab.fit_joint(N, D, L)          # L(N, D) = E + A/N^alpha + B/D^beta
+    scalinglab.run("smoke", out="runs/smoke")  # a preset or study file, as `scalinglab run`
+    scalinglab.StudyResult("runs/smoke")   # a study folder's trials, summary and fits (notebook display)
     scalinglab.Study(data=(x, y), model=make_net, sizes=[...], model_sizes=[...]).run()  # your own data/model
 """
 
@@ -23,6 +25,10 @@ def __getattr__(name):
         from scalinglab import config
 
         return config.load_study
+    if name in ("run", "StudyResult"):  # run a preset or study file from Python; a study folder's results
+        from scalinglab import api
+
+        return getattr(api, name)
     if name == "Study":  # the scikit-learn-style API (scalinglab/api.py); the config class is config.Study
         from scalinglab.api import Study
 
@@ -30,4 +36,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'scalinglab' has no attribute {name!r}")
 
 
-__all__ = ["UserError", "load_results", "fit_curve", "fit_joint", "fit_model_size", "load_study", "Study", "__version__"]
+__all__ = ["UserError", "load_results", "fit_curve", "fit_joint", "fit_model_size", "load_study", "Study", "run", "StudyResult",
+           "__version__"]

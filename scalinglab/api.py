@@ -58,20 +58,73 @@ def save_arrays(arrays: dict) -> Path:
 class StudyResult:
     """What `Study.run` returns; everything is read back from the study folder `out`."""
 
-    def __init__(self, out: Path, name: str):
+    def __init__(self, out: Path, name: str | None = None):
         from scalinglab.store import load_results
 
         self.out = Path(out)
-        self.results = load_results(self.out, name)  # one row per trial
+        if not (self.out / "summary.json").exists():
+            raise UserError(f"{self.out}: no summary.json here; give a study output folder (e.g. runs/smoke)")
         self.summary = json.loads((self.out / "summary.json").read_text())
+        self.name = name or self.summary.get("study")
+        self.results = load_results(self.out, self.name)  # one row per trial
         self.learning_curve = self.summary.get("learning_curve")  # dict: form, params, exponent, ci, ...
         self.model_size_law = self.summary.get("model_size_law")
         self.points = self.summary.get("points", [])  # the best-fit point per data size
+
+    @property
+    def report_data(self):
+        """What the report draws (report.data.gather): trials, summary and the fits rebuilt from the
+        stored points; read once, on first use."""
+        if getattr(self, "_report_data", None) is None:
+            from scalinglab.report.data import gather
+
+            self._report_data = gather(self.out, study=self.name)
+        return self._report_data
+
+    @property
+    def fit(self):
+        """The learning curve as a CurveFit (`.predict`, `.plot`, `.report()`), refitted from the stored
+        points with summary.json's form; None below 4 data sizes."""
+        return self.report_data.lc_fit
+
+    def plot(self, ax=None):
+        """The report's learning-curve figure on `ax` (a new matplotlib Figure's when None; no display
+        needed). Returns the Axes."""
+        from scalinglab.report.display import plot_study
+
+        return plot_study(self, ax)
+
+    def _repr_html_(self) -> str:  # Jupyter: a summary table and the learning curve
+        from scalinglab.report.display import study_html
+
+        return study_html(self)
 
     def __repr__(self):
         lc = self.learning_curve or {}
         return (f"StudyResult({len(self.results)} trials in {self.out}, learning-curve exponent "
                 f"{lc.get('exponent')})")
+
+
+def run(study="default", out=None, *, workers: int = 1, device: str | None = None, backend: str = "local",
+        form: str = "auto", report: bool = True, verbose: bool = False) -> StudyResult:
+    """Run (or resume) a preset or a study file as `scalinglab run` does, and return its results.
+
+    study : a preset name ("smoke"), a path to a study .toml, or a validated `config.Study`.
+    out : the study folder (default runs/<study name>, as the CLI); report : also write report.html.
+    """
+    from scalinglab.config import Study as StudyConfig
+    from scalinglab.config import load_study
+    from scalinglab.runner import run_study
+
+    cfg, source = (study, "python api") if isinstance(study, StudyConfig) else load_study(str(study))
+    out = Path(out) if out is not None else Path("runs") / cfg.name
+    run_study(cfg, out, source=source, backend=backend, workers=workers, device=device, form=form,
+              log=None if verbose else (lambda msg: None))
+    if report:
+        from scalinglab.report import write_report
+
+        write_report(out)
+    return StudyResult(out, cfg.name)
 
 
 class Study:

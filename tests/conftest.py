@@ -47,3 +47,12 @@ def write_study(tmp_path: Path, text: str, name: str = "study.toml") -> Path:
     p = tmp_path / name
     p.write_text(textwrap.dedent(text))
     return p
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The smoke preset run once per test session (~8 s on a CPU core): a StudyResult with
+    results.sqlite, summary.json and report.html in `.out`."""
+    import scalinglab
+
+    return scalinglab.run("smoke", out=tmp_path_factory.mktemp("smoke"))

@@ -299,7 +299,7 @@ def fit_curve(x, y, *, form="auto", weights=None, y0=None, groups_y=None, n_boot
         regions=_regions(law, core.th, th_boot, x, y0_used, interval),
         interval=interval, n_points=int(x.size), x_range=(float(x.min()), float(x.max())),
         y0=None if y0_used is None else float(y0_used), calibration=cal,
-        _th=core.th, _th_boot=th_boot, _x_scale=core.x_scale,
+        _th=core.th, _th_boot=th_boot, _x_scale=core.x_scale, _x=x, _y=y,
     )
 
 

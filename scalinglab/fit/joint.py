@@ -83,6 +83,21 @@ class JointFit:
     sigma: float  # residual sd of log L
     _th: np.ndarray = field(repr=False, default=None)
     _th_boot: np.ndarray = field(repr=False, default=None)
+    _N: np.ndarray = field(repr=False, default=None)  # the fitted points, for plot()
+    _D: np.ndarray = field(repr=False, default=None)
+    _L: np.ndarray = field(repr=False, default=None)
+
+    def plot(self, ax=None):
+        """Loss against data, one line and its points per model size N (matplotlib object API, no
+        display needed). Returns the matplotlib Axes (a new Figure's when `ax` is None)."""
+        from scalinglab.report.display import plot_joint
+
+        return plot_joint(self, ax)
+
+    def _repr_html_(self) -> str:  # Jupyter: the parameters as a table and the plot
+        from scalinglab.report.display import joint_html
+
+        return joint_html(self)
 
     @staticmethod
     def _loss(th, N, D):
@@ -228,4 +243,4 @@ def fit_joint(N, D, L, *, weights=None, n_boot=200, interval=0.9, delta=1e-3, n_
     sigma = float(np.sqrt(np.sum(w * resid**2) / np.sum(w) * L.size / max(L.size - 5, 1)))
     return JointFit(params={k: params[k] for k in NAMES}, ci=ci, converged=converged, message=msg,
                     interval=interval, n_points=int(L.size), sigma=sigma, _th=th,
-                    _th_boot=th_boot)
+                    _th_boot=th_boot, _N=N, _D=D, _L=L)

@@ -81,6 +81,21 @@ class CurveFit:
     _th: np.ndarray = field(repr=False, default=None)
     _th_boot: np.ndarray = field(repr=False, default=None)
     _x_scale: float = field(repr=False, default=1.0)
+    _x: np.ndarray = field(repr=False, default=None)  # the fitted points (sorted by x), for plot()
+    _y: np.ndarray = field(repr=False, default=None)
+
+    def plot(self, ax=None, *, xlabel: str | None = None, ylabel: str | None = None):
+        """The fitted points, the law with its 90% prediction band, its extrapolation to 8x the
+        largest x, its regions and floor: the report's learning-curve figure, drawn on `ax` (a new
+        matplotlib Figure's when None; object API, no display needed). Returns the Axes."""
+        from scalinglab.report.display import plot_fit
+
+        return plot_fit(self, ax, xlabel=xlabel, ylabel=ylabel)
+
+    def _repr_html_(self) -> str:  # Jupyter: the parameters as a table and the plot
+        from scalinglab.report.display import fit_html
+
+        return fit_html(self)
 
     @property
     def law(self):

@@ -1,1 +1,1 @@
-"""Small adapters between scalinglab's trial and the training frameworks users already have."""
+"""Small adapters between scalinglab and the tools users already have: Lightning (the trial's callback), MLflow (export)."""

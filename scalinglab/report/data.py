@@ -285,3 +285,18 @@ def size_label(ms) -> str:
     if isinstance(ms, dict):
         return ", ".join(f"{k} {v}" for k, v in ms.items())
     return str(ms)
+
+
+def from_fit(fit, *, ylabel: str | None = None) -> ReportData:
+    """A bare CurveFit (from `fit_curve` on any table) as the ReportData the learning-curve figure
+    draws: its points as the per-subset points, no trials, the fit as the learning curve. (No
+    random-guess line: a fit's y0 may be a fitted parameter, m4's, rather than a known level.)"""
+    x, y = np.asarray(fit._x, float), np.asarray(fit._y, float)
+    rate = fit.form != "model_size" and bool(np.all(y <= 1))
+    summary = {"learning_curve": law_dict(fit, int(x.max())),
+               "metric_info": {"label": ylabel or ("error" if rate else "y"), "rate": rate}}
+    trials = pd.DataFrame({"status": pd.Series(dtype=str), "min_dev_error": pd.Series(dtype=float),
+                           "data_size": pd.Series(dtype=float)})
+    points = [{"data_size": float(a), "error": float(b)} for a, b in zip(x, y)]
+    return ReportData(folder=Path("."), name="fit", trials=trials, summary=summary, study={},
+                      points=points, lc_fit=fit)

@@ -1,7 +1,11 @@
-"""The report's figures (matplotlib, Agg backend): each function returns PNG bytes or None.
+"""The report's figures (matplotlib): each function returns PNG bytes or None.
 
 `make_plots(data, out_dir)` draws every figure whose data exists and saves them to `out_dir`
 (`DIR/plots/*.png`, for papers); the HTML embeds the same bytes as base64.
+
+Figures are `matplotlib.figure.Figure` objects, never pyplot's: no window, no backend switch, no
+global figure list, so the report draws on a server, in CI and inside a notebook alike without
+touching the user's own plots. `draw_learning_curve(ax, data)` draws on any axes (`fit.plot(ax)`).
 """
 
 from __future__ import annotations
@@ -11,10 +15,8 @@ import math
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")  # never a window: reports are written by servers and CI
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from scalinglab.report.data import EXTRAPOLATE, ReportData, curves_by_size
@@ -85,8 +87,12 @@ def _log_axes(ax, ylo, yhi, *, pct: bool, xlabel: str, ylabel: str):
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
-    plt.close(fig)
     return buf.getvalue()
+
+
+def _axes(figsize):
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 def _band(fit, lo_x, hi_x, n=200):
@@ -106,9 +112,20 @@ def _pct_axis(data: ReportData) -> bool:
 
 # --- figures ---------------------------------------------------------------------------------------
 def learning_curve(data: ReportData) -> bytes | None:
-    pts = data.points
-    if not pts:
+    if not data.points:
         return None
+    with matplotlib.rc_context(STYLE):
+        fig, ax = _axes((9.6, 5.4))
+        draw_learning_curve(ax, data)
+        return _png(fig)
+
+
+def draw_learning_curve(ax, data: ReportData, *, legend: bool = True, legend_cols: int = 3,
+                        xlabel: str | None = None, ylabel: str | None = None,
+                        points_label: str = "best model per subset (median, seed range)"):
+    """The learning curve on `ax`: every trial, the best point per subset, the fitted law with its
+    90% band and extrapolation, its regions, the floor and the random-guess level. Returns `ax`."""
+    pts = data.points
     df = data.trials
     ok = df[(df["status"] == "ok") & df["min_dev_error"].notna() & (df["min_dev_error"] > 0)]
     x = np.array([p["data_size"] for p in pts], float)
@@ -127,84 +144,83 @@ def learning_curve(data: ReportData) -> bytes | None:
     vals = list(y) + list(ok["min_dev_error"]) + [v for v in (rg, floor, data.bayes) if v and v > dmin / 3]
     vals += [p["value"] for p in lc.get("predictions") or [] if p.get("value") and p["value"] > dmin / 5]
     ymin, ymax = min(vals), max(vals)
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(9.6, 5.4))
-        band = None
-        if fit is not None:
-            xs, _, blo, bhi = _band(fit, x.min() / 1.4, x.max() * EXTRAPOLATE)
-            if blo is not None:
-                # the band may run to ~0 far out; keep the axis on the data, not the band's tail
-                ymin = min(ymin, max(float(np.nanmin(blo)), ymin / 3))
-                ymax = max(ymax, min(float(np.nanmax(bhi)), ymax * 1.5))
-                band = (xs, blo, bhi)
-        ylim = (ymin / 1.25, ymax * 1.2)
-        _log_axes(ax, *ylim, pct=pct, xlabel=f"{data.data_unit} m (log scale)",
-                  ylabel=f"{data.metric_label} (log scale)")
-        ax.set_xlim(xlo, xhi)
+    band = None
+    if fit is not None:
+        xs, _, blo, bhi = _band(fit, x.min() / 1.4, x.max() * EXTRAPOLATE)
+        if blo is not None:
+            # the band may run to ~0 far out; keep the axis on the data, not the band's tail
+            ymin = min(ymin, max(float(np.nanmin(blo)), ymin / 3))
+            ymax = max(ymax, min(float(np.nanmax(bhi)), ymax * 1.5))
+            band = (xs, blo, bhi)
+    ylim = (ymin / 1.25, ymax * 1.2)
+    _log_axes(ax, *ylim, pct=pct, xlabel=f"{xlabel or data.data_unit + ' m'} (log scale)",
+              ylabel=f"{ylabel or data.metric_label} (log scale)")
+    ax.set_xlim(xlo, xhi)
 
-        # regions of the fitted curve: small data | power law | irreducible
-        s_end, i_start = regions.get("small_data_end"), regions.get("irreducible_start")
-        if fit is not None and (s_end or i_start):
-            a = min(max(s_end or xlo, xlo), xhi)
-            b = min(max(i_start or xhi, a), xhi)
-            for name, (l, r) in (("small data", (xlo, a)), ("power law", (a, b)), ("irreducible", (b, xhi))):
-                if r <= l:
-                    continue
-                ax.axvspan(l, r, color=REGION[name], alpha=0.5, lw=0, zorder=0)
-                frac = math.log(r / l) / math.log(xhi / xlo)
-                if frac > 0.09:
-                    ax.text(math.sqrt(l * r), 0.02, name, transform=ax.get_xaxis_transform(), ha="center",
-                            va="bottom", fontsize=9, color="#5c7080", fontweight="bold")
+    # regions of the fitted curve: small data | power law | irreducible
+    s_end, i_start = regions.get("small_data_end"), regions.get("irreducible_start")
+    if fit is not None and (s_end or i_start):
+        a = min(max(s_end or xlo, xlo), xhi)
+        b = min(max(i_start or xhi, a), xhi)
+        for name, (l, r) in (("small data", (xlo, a)), ("power law", (a, b)), ("irreducible", (b, xhi))):
+            if r <= l:
+                continue
+            ax.axvspan(l, r, color=REGION[name], alpha=0.5, lw=0, zorder=0)
+            frac = math.log(r / l) / math.log(xhi / xlo)
+            if frac > 0.09:
+                ax.text(math.sqrt(l * r), 0.02, name, transform=ax.get_xaxis_transform(), ha="center",
+                        va="bottom", fontsize=9, color="#5c7080", fontweight="bold")
 
-        # horizontal levels
-        def hline(v, color, ls, text, va="center"):
-            ax.axhline(v, color=color, ls=ls, lw=1.2, zorder=1)
-            ax.text(xhi, v, " " + text, color=color, va=va, ha="left", fontsize=9, clip_on=False)
+    # horizontal levels
+    def hline(v, color, ls, text, va="center"):
+        ax.axhline(v, color=color, ls=ls, lw=1.2, zorder=1)
+        ax.text(xhi, v, " " + text, color=color, va=va, ha="left", fontsize=9, clip_on=False)
 
-        if rg and ylim[0] < rg < ylim[1] * 1.01:
-            hline(rg, RED, (0, (6, 3)), f"random guess {_pct(rg) if pct else f'{rg:.3g}'}")
-        if floor is not None and floor <= ylim[0]:
-            ax.text(xhi, ylim[0], f" floor {_pct(floor) if pct else f'{floor:.2g}'}\n (below the axis)",
-                    color=GREEN, va="bottom", ha="left", fontsize=9, clip_on=False)
-        if floor and floor > ylim[0]:
-            lab = f"floor {_pct(floor) if pct else f'{floor:.3g}'}" + (f" ({fl['form']})" if fl.get("form") else "")
-            if floor_ci and None not in floor_ci:
-                flo = max(floor_ci[0], ylim[0])
-                ax.axhspan(flo, floor_ci[1], color=GREEN, alpha=0.08, lw=0, zorder=0)
-            hline(floor, GREEN, (0, (2, 2)), lab, va="bottom")  # above the Bayes label when both are close
-        if data.bayes and data.bayes > ylim[0]:
-            hline(data.bayes, "#7157d9", (0, (1, 2)), f"Bayes error {_pct(data.bayes) if pct else data.bayes}",
-                  va="top")
+    if rg and ylim[0] < rg < ylim[1] * 1.01:
+        hline(rg, RED, (0, (6, 3)), f"random guess {_pct(rg) if pct else f'{rg:.3g}'}")
+    if floor is not None and floor <= ylim[0]:
+        ax.text(xhi, ylim[0], f" floor {_pct(floor) if pct else f'{floor:.2g}'}\n (below the axis)",
+                color=GREEN, va="bottom", ha="left", fontsize=9, clip_on=False)
+    if floor and floor > ylim[0]:
+        lab = f"floor {_pct(floor) if pct else f'{floor:.3g}'}" + (f" ({fl['form']})" if fl.get("form") else "")
+        if floor_ci and None not in floor_ci:
+            flo = max(floor_ci[0], ylim[0])
+            ax.axhspan(flo, floor_ci[1], color=GREEN, alpha=0.08, lw=0, zorder=0)
+        hline(floor, GREEN, (0, (2, 2)), lab, va="bottom")  # above the Bayes label when both are close
+    if data.bayes and data.bayes > ylim[0]:
+        hline(data.bayes, "#7157d9", (0, (1, 2)), f"Bayes error {_pct(data.bayes) if pct else data.bayes}",
+              va="top")
 
-        # every trial, faint; then the per-subset best medians with the seed spread
-        if len(ok):
-            jit = np.exp(np.random.default_rng(0).uniform(-0.04, 0.04, len(ok)))
-            ax.scatter(ok["data_size"].to_numpy(float) * jit, ok["min_dev_error"], s=14, color="#5c7080",
-                       alpha=0.45, lw=0, zorder=2, label=f"every trial ({len(ok)})")
-        if band is not None:
-            xs, blo, bhi = band
-            ax.fill_between(xs, blo, bhi, color=BLUE, alpha=0.13, lw=0, zorder=1, label="90% prediction band")
-        if fit is not None:
-            xin = np.geomspace(x.min(), x.max(), 100)
-            xout = np.geomspace(x.max(), x.max() * EXTRAPOLATE, 60)
-            ax.plot(xin, fit.predict(xin), color=BLUE, lw=2, zorder=3, label=f"fitted law ({lc.get('form', fit.form)})")
-            ax.plot(xout, fit.predict(xout), color=BLUE, lw=2, ls=(0, (5, 3)), zorder=3,
-                    label=f"extrapolation to {EXTRAPOLATE}× data")
-        ax.errorbar(x, y, yerr=[np.clip(y - ylo, 0, None), np.clip(yhi - y, 0, None)], fmt="o", ms=6,
-                    color=INK, mfc="white", mew=1.8, capsize=3, lw=1.2, zorder=4,
-                    label="best model per subset (median, seed range)")
-        for p in lc.get("predictions") or []:
-            if p.get("value") and p["data_size"] == max(q["data_size"] for q in lc["predictions"]):
-                v = p["value"]
-                ax.plot([p["data_size"]], [v], marker="D", color=BLUE, ms=6, zorder=5)
-                txt = f"{EXTRAPOLATE}× data: {_pct(v) if pct else f'{v:.3g}'}"
-                if p.get("lo") is not None and p.get("hi") is not None:
-                    txt += (f"\n[{_pct(p['lo'])}, {_pct(p['hi'])}]" if pct else f"\n[{p['lo']:.3g}, {p['hi']:.3g}]")
-                ax.annotate(txt, (p["data_size"], v), xytext=(-10, 10), textcoords="offset points",
-                            ha="right", va="bottom", fontsize=9, color=BLUE, zorder=6,
-                            bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "none", "alpha": 0.85})
-        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.13), ncol=3, fontsize=8.5)
-        return _png(fig)
+    # every trial, faint; then the per-subset best medians with the seed spread
+    if len(ok):
+        jit = np.exp(np.random.default_rng(0).uniform(-0.04, 0.04, len(ok)))
+        ax.scatter(ok["data_size"].to_numpy(float) * jit, ok["min_dev_error"], s=14, color="#5c7080",
+                   alpha=0.45, lw=0, zorder=2, label=f"every trial ({len(ok)})")
+    if band is not None:
+        xs, blo, bhi = band
+        ax.fill_between(xs, blo, bhi, color=BLUE, alpha=0.13, lw=0, zorder=1, label="90% prediction band")
+    if fit is not None:
+        xin = np.geomspace(x.min(), x.max(), 100)
+        xout = np.geomspace(x.max(), x.max() * EXTRAPOLATE, 60)
+        ax.plot(xin, fit.predict(xin), color=BLUE, lw=2, zorder=3, label=f"fitted law ({lc.get('form', fit.form)})")
+        ax.plot(xout, fit.predict(xout), color=BLUE, lw=2, ls=(0, (5, 3)), zorder=3,
+                label=f"extrapolation to {EXTRAPOLATE}× data")
+    ax.errorbar(x, y, yerr=[np.clip(y - ylo, 0, None), np.clip(yhi - y, 0, None)], fmt="o", ms=6,
+                color=INK, mfc="white", mew=1.8, capsize=3, lw=1.2, zorder=4,
+                label=points_label)
+    for p in lc.get("predictions") or []:
+        if p.get("value") and p["data_size"] == max(q["data_size"] for q in lc["predictions"]):
+            v = p["value"]
+            ax.plot([p["data_size"]], [v], marker="D", color=BLUE, ms=6, zorder=5)
+            txt = f"{EXTRAPOLATE}× data: {_pct(v) if pct else f'{v:.3g}'}"
+            if p.get("lo") is not None and p.get("hi") is not None:
+                txt += (f"\n[{_pct(p['lo'])}, {_pct(p['hi'])}]" if pct else f"\n[{p['lo']:.3g}, {p['hi']:.3g}]")
+            ax.annotate(txt, (p["data_size"], v), xytext=(-10, 10), textcoords="offset points",
+                        ha="right", va="bottom", fontsize=9, color=BLUE, zorder=6,
+                        bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "none", "alpha": 0.85})
+    if legend:
+        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.13), ncol=legend_cols, fontsize=8.5)
+    return ax
 
 
 def per_size(data: ReportData) -> bytes | None:
@@ -216,11 +232,11 @@ def per_size(data: ReportData) -> bytes | None:
     allv = allv[allv > 0]
     if not len(allv):
         return None
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    with matplotlib.rc_context(STYLE):
+        fig, ax = _axes((6.4, 4.6))
         _log_axes(ax, allv.min() / 1.15, allv.max() * 1.15, pct=pct, xlabel=f"{data.data_unit} m",
                   ylabel=data.metric_label)
-        cmap = plt.get_cmap("viridis")
+        cmap = matplotlib.colormaps.get_cmap("viridis")
         lp = np.log([max(c["params"], 1) for c in curves])
         span = (lp.max() - lp.min()) or 1.0
         for c, l in zip(curves, lp):
@@ -240,8 +256,8 @@ def model_size(data: ReportData) -> bytes | None:
     s = np.array([p["params"] for p in pts], float)
     fit, law = data.size_fit, data.size_law or {}
     sizes = data.trials.loc[data.trials["params"].notna(), "params"].to_numpy(float)
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    with matplotlib.rc_context(STYLE):
+        fig, ax = _axes((6.4, 4.6))
         lo_v = min(s.min(), sizes.min() if len(sizes) else s.min())
         hi_v = max(s.max(), sizes.max() if len(sizes) else s.max())
         xhi = x.max() * (EXTRAPOLATE * 1.4 if fit is not None else 1.5)
@@ -282,12 +298,12 @@ def factors(data: ReportData) -> bytes | None:
     ally = [p["error"] for v in levels.values() for p in v["points"] if p["error"] > 0]
     if not ally:
         return None
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(9.6, 5.0))
+    with matplotlib.rc_context(STYLE):
+        fig, ax = _axes((9.6, 5.0))
         _log_axes(ax, min(ally) / 1.3, max(ally) * 1.25, pct=pct, xlabel=f"{data.data_unit} m",
                   ylabel=data.metric_label)
         ax.set_xlim(min(allx) / 1.5, max(allx) * 2.5)
-        colors = plt.get_cmap("tab10")
+        colors = matplotlib.colormaps.get_cmap("tab10")
         for i, (level, v) in enumerate(sorted(levels.items())):
             col = colors(i % 10)
             x = np.array([p["data_size"] for p in v["points"]], float)
@@ -320,10 +336,10 @@ def weighting(data: ReportData) -> bytes | None:
     n = len(groups)
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    colors = plt.get_cmap("viridis")
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 0.6, 3.0 * rows + 0.4), squeeze=False,
-                                 sharey=True)
+    colors = matplotlib.colormaps.get_cmap("viridis")
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(3.6 * cols + 0.6, 3.0 * rows + 0.4))
+        axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
         for ax in axes.flat[n:]:
             ax.set_visible(False)
         for ax, g in zip(axes.flat, groups):
