@@ -11,6 +11,8 @@ import json
 
 import pandas as pd
 
+from scalinglab.fmt import finite
+
 
 def candidate_scores(df: pd.DataFrame) -> pd.DataFrame:
     """One row per candidate (data size x config): median/min/max over seeds of min dev error."""
@@ -46,10 +48,5 @@ def points_list(best: pd.DataFrame) -> list[dict]:
              "lr": float(r.lr), "weight_decay": float(r.weight_decay),
              "error": float(r.error), "error_lo": float(r.error_lo), "error_hi": float(r.error_hi),
              "n_seeds": int(r.n_seeds), "seed_errors": sorted(float(v) for v in r.seed_errors),
-             "train_error": _num(r.train_error), "test_error": _num(r.test_error)}
+             "train_error": finite(r.train_error), "test_error": finite(r.test_error)}
             for r in best.itertuples()]
-
-
-def _num(v):
-    """A float, or None for a value the trainer did not report (a user trainer need not give train/test)."""
-    return None if v is None or v != v else float(v)

@@ -6,12 +6,12 @@ Reads only from the store (reports and re-summaries never depend on a run's memo
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from scalinglab.analysis.points import best_points, points_list
+from scalinglab.fmt import jsonable
 from scalinglab.store import Store
 
 PREDICT_FACTORS = (2, 4, 8)  # predictions at these multiples of the largest data size
@@ -63,19 +63,6 @@ def _law_dict(fit, largest: int) -> dict:
     return d
 
 
-def _clean(o):
-    """JSON with null for NaN/inf (the standard has no NaN)."""
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, (float, np.floating)):
-        return float(o) if math.isfinite(o) else None
-    if isinstance(o, np.integer):
-        return int(o)
-    return o
-
-
 def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto",
               extra: dict | None = None) -> dict:
     from scalinglab.metric import study_metric
@@ -116,7 +103,7 @@ def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto"
         out["factor"]["comparison"] = compare_levels(out["factor"]["levels"], out["random_guess_error"])
     if aux and len(df):  # best w per model size (chosen on dev), test error, error-vs-w curves
         out["weighting"] = weighting_section(df, aux.get("weights"))
-    return _clean(out)
+    return jsonable(out)
 
 
 def _curve_section(df, seeds, y0, form) -> dict:

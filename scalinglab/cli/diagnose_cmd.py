@@ -25,7 +25,7 @@ def register(p):
 
 def run(args) -> int:
     from scalinglab.analysis.diagnose import diagnose, format_diagnosis, load_trials
-    from scalinglab.analysis.summary import _clean
+    from scalinglab.fmt import jsonable
 
     name, config, df = load_trials(args.folder, args.study, "scalinglab diagnose")
     weighting = None
@@ -35,7 +35,7 @@ def run(args) -> int:
         weighting = weighting_section(df, config["aux"].get("weights"))
     d = diagnose(df, config, model_size=args.model_size, form=args.form)
     if args.json:
-        print(json.dumps(_clean({"study": name, **d, **({"weighting": weighting} if weighting else {})}), indent=2))
+        print(json.dumps(jsonable({"study": name, **d, **({"weighting": weighting} if weighting else {})}), indent=2))
         return 0
     print(f"study {name}: {int((df['status'] == 'ok').sum())} finished trials")
     print("\n".join(format_diagnosis(d)))

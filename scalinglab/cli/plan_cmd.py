@@ -22,8 +22,8 @@ def register(p):
 def run(args) -> int:
     from scalinglab.analysis.diagnose import load_trials
     from scalinglab.analysis.plan import format_plan, plan
-    from scalinglab.analysis.summary import _clean
     from scalinglab.errors import bad_value
+    from scalinglab.fmt import jsonable
 
     where = "scalinglab plan"
     if not args.target_error > 0:  # checked before the store is opened; the upper bound needs the data
@@ -35,7 +35,7 @@ def run(args) -> int:
     p = plan(df, config, args.target_error, max_flops=args.max_flops, form=args.form,
              device=str(dev.iloc[0]) if len(dev) else None, where=where)
     if args.json:
-        print(json.dumps(_clean({"study": name, **p}), indent=2))
+        print(json.dumps(jsonable({"study": name, **p}), indent=2))
         return 0
     print(f"study {name}: {int((df['status'] == 'ok').sum())} finished trials")
     print("\n".join(format_plan(p)))

@@ -19,7 +19,7 @@ def run(args) -> int:
     from scalinglab.config import Study
     from scalinglab.models.registry import size_label
     from scalinglab.search import make_search
-    from scalinglab.search.grid import _lvl
+    from scalinglab.search.grid import level_name
     from scalinglab.store import Store
     from scalinglab.train.trial import trial_id
 
@@ -32,7 +32,7 @@ def run(args) -> int:
             # Planned = what the search would run now (later phases can add more once these finish).
             pending = [(s, t) for s, t in make_search(study).next_trials(results) if trial_id(s) not in results]
             factor = study.search.factor
-            levels = [_lvl(v) for v in study.search.levels] if factor else [None]
+            levels = [level_name(v) for v in study.search.levels] if factor else [None]
             table = Table(title=f"{st['name']}: {len(df)} trials done, {len(pending)} pending in the "
                                 f"current phase (search: {study.search.kind}); best = lowest median over "
                                 f"seeds of min dev error, most seeds first")

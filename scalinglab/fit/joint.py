@@ -17,7 +17,7 @@ from scipy.optimize import minimize
 from scipy.stats import norm
 
 from scalinglab.errors import bad_value
-from scalinglab.fit.result import _jf
+from scalinglab.fmt import finite
 
 NAMES = ("E", "A", "alpha", "B", "beta")
 # fit space: (e, a, alpha, b, beta); bounds keep the exponents positive and the scales sane
@@ -148,10 +148,10 @@ class JointFit:
 
     def to_dict(self) -> dict:
         return {"form": "joint", "formula": "L = E + A / N**alpha + B / D**beta",
-                "params": {k: _jf(v) for k, v in self.params.items()},
-                "ci": {k: [_jf(a), _jf(b)] for k, (a, b) in self.ci.items()},
+                "params": {k: finite(v) for k, v in self.params.items()},
+                "ci": {k: [finite(a), finite(b)] for k, (a, b) in self.ci.items()},
                 "interval": self.interval, "converged": bool(self.converged),
-                "message": self.message, "n_points": self.n_points, "sigma": _jf(self.sigma)}
+                "message": self.message, "n_points": self.n_points, "sigma": finite(self.sigma)}
 
     def report(self) -> str:
         pct = f"{self.interval:.0%}"

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.stats import norm
 
 from scalinglab.fit.laws import LAWS
+from scalinglab.fmt import finite
 
 
 @dataclass
@@ -41,14 +42,6 @@ class Prediction:
 
 def _jl(a):
     return [float(v) for v in np.atleast_1d(a)]
-
-
-def _jf(v):
-    """float for JSON: NaN/inf become None (JSON has no NaN)."""
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 @dataclass
@@ -149,25 +142,25 @@ class CurveFit:
         return {
             "form": self.form,
             "formula": self.law.formula,
-            "params": {k: _jf(v) for k, v in self.params.items()},
-            "ci": {k: [_jf(a), _jf(b)] for k, (a, b) in self.ci.items()},
+            "params": {k: finite(v) for k, v in self.params.items()},
+            "ci": {k: [finite(a), finite(b)] for k, (a, b) in self.ci.items()},
             "interval": self.interval,
-            "exponent": _jf(self.exponent),
-            "exponent_ci": [_jf(v) for v in self.exponent_ci],
+            "exponent": finite(self.exponent),
+            "exponent_ci": [finite(v) for v in self.exponent_ci],
             "converged": bool(self.converged),
             "message": self.message,
-            "scores": {k: _jf(v) for k, v in self.scores.items()},
+            "scores": {k: finite(v) for k, v in self.scores.items()},
             "regions": {
-                "small_data_end": _jf(self.regions["small_data_end"]),
-                "irreducible_start": _jf(self.regions["irreducible_start"]),
-                "floor": _jf(self.regions["floor"]),
+                "small_data_end": finite(self.regions["small_data_end"]),
+                "irreducible_start": finite(self.regions["irreducible_start"]),
+                "floor": finite(self.regions["floor"]),
                 "floor_ci": None if self.regions["floor_ci"] is None
-                else [_jf(v) for v in self.regions["floor_ci"]],
+                else [finite(v) for v in self.regions["floor_ci"]],
             },
             "n_points": self.n_points,
-            "x_range": [_jf(v) for v in self.x_range],
-            "y0": _jf(self.y0),
-            "calibration": {k: (_jf(v) if isinstance(v, (int, float, np.floating)) else v)
+            "x_range": [finite(v) for v in self.x_range],
+            "y0": finite(self.y0),
+            "calibration": {k: (finite(v) if isinstance(v, (int, float, np.floating)) else v)
                             for k, v in self.calibration.items()},
         }
 

@@ -11,7 +11,6 @@ failed trials): consumers test for None / empty, they never index blindly.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pandas as pd
 
 from scalinglab.errors import UserError
 from scalinglab.fit.laws import LAWS
+from scalinglab.fmt import finite
 
 # what a refit may raise on odd points (FitError is a UserError); anything else is a bug and propagates
 FIT_ERRORS = (UserError, ValueError, ArithmeticError, np.linalg.LinAlgError)
@@ -52,25 +52,25 @@ class ReportData:
         """{"value", "ci"} of the irreducible error: summary.json's `floor` (the floor form that
         extrapolates best), else the learning curve's own floor; None for a form without one."""
         fl = self.summary.get("floor")
-        if isinstance(fl, dict) and _num(fl.get("value")) is not None:
-            return {"value": _num(fl["value"]), "ci": fl.get("ci90") or fl.get("ci"), "form": fl.get("form"),
-                    "irreducible_start": _num(fl.get("irreducible_start")),
-                    "small_data_end": _num(fl.get("small_data_end"))}
+        if isinstance(fl, dict) and finite(fl.get("value")) is not None:
+            return {"value": finite(fl["value"]), "ci": fl.get("ci90") or fl.get("ci"), "form": fl.get("form"),
+                    "irreducible_start": finite(fl.get("irreducible_start")),
+                    "small_data_end": finite(fl.get("small_data_end"))}
         lc = self.lc or {}
         reg = lc.get("regions") or {}
         law = LAWS.get(lc.get("form"))
-        if law is None or not law.has_floor or _num(reg.get("floor")) is None:
+        if law is None or not law.has_floor or finite(reg.get("floor")) is None:
             return None
-        return {"value": _num(reg["floor"]), "ci": reg.get("floor_ci"), "form": lc.get("form"),
-                "irreducible_start": _num(reg.get("irreducible_start"))}
+        return {"value": finite(reg["floor"]), "ci": reg.get("floor_ci"), "form": lc.get("form"),
+                "irreducible_start": finite(reg.get("irreducible_start"))}
 
     @property
     def regions(self) -> dict:
         """Both boundaries from the floor form (as the floor line), else from the learning curve."""
         reg = (self.lc or {}).get("regions") or {}
         fl = self.floor or {}
-        return {"small_data_end": fl.get("small_data_end") or _num(reg.get("small_data_end")),
-                "irreducible_start": fl.get("irreducible_start", _num(reg.get("irreducible_start")))}
+        return {"small_data_end": fl.get("small_data_end") or finite(reg.get("small_data_end")),
+                "irreducible_start": fl.get("irreducible_start", finite(reg.get("irreducible_start")))}
 
     @property
     def metric_info(self) -> dict:
@@ -102,19 +102,11 @@ class ReportData:
 
     @property
     def random_guess(self) -> float | None:
-        return _num(self.summary.get("random_guess_error"))
+        return finite(self.summary.get("random_guess_error"))
 
     @property
     def bayes(self) -> float | None:
-        return _num(self.summary.get("bayes_error"))
-
-
-def _num(v) -> float | None:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
+        return finite(self.summary.get("bayes_error"))
 
 
 def _read_summary(folder: Path) -> dict | None:
@@ -228,7 +220,7 @@ def law_dict(fit, largest: int, factors=(2, 4, EXTRAPOLATE)) -> dict:
     d = fit.to_dict()
     xs = np.array([largest * k for k in factors], float)
     pr = fit.predict(xs, interval=0.9)
-    d["predictions"] = [{"data_size": int(x), "value": _num(v), "lo": _num(lo), "hi": _num(hi)}
+    d["predictions"] = [{"data_size": int(x), "value": finite(v), "lo": finite(lo), "hi": finite(hi)}
                         for x, v, lo, hi in zip(xs, pr.y, pr.lo, pr.hi)]
     return d
 

@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from scalinglab import fmt
 from scalinglab.report import plots
 from scalinglab.report.data import from_fit
 
@@ -43,12 +44,9 @@ def _table(title: str, rows: list[tuple[str, str]]) -> str:
     return f"<table><caption style='text-align:left'><b>{html.escape(title)}</b></caption>{body}</table>"
 
 
-def _g(v) -> str:
-    return "n/a" if v is None or not np.isfinite(v) else f"{v:.4g}"
-
-
-def _ci(ci) -> str:
-    return "" if not ci or None in ci else f" [{_g(ci[0])}, {_g(ci[1])}]"
+def _ci(ci) -> str:  # " [lo, hi]" after a value, or nothing
+    text = fmt.interval(ci, ".4g")
+    return " " + text if text else ""
 
 
 def _labels(fit, xlabel, ylabel):
@@ -78,12 +76,12 @@ def plot_fit(fit, ax=None, *, xlabel=None, ylabel=None):
 def fit_rows(fit) -> list[tuple[str, str]]:
     pct = f"{fit.interval:.0%}"
     rows = [("form", f"{fit.form}: {fit.law.formula}"),
-            (f"exponent ({pct} CI)", _g(fit.exponent) + _ci(fit.exponent_ci))]
+            (f"exponent ({pct} CI)", fmt.num(fit.exponent, 4) + _ci(fit.exponent_ci))]
     r = fit.regions
     if r.get("floor") is not None:
-        rows.append((f"floor ({pct} CI)", _g(r["floor"]) + _ci(r.get("floor_ci"))))
-    rows += [(k, _g(v) + _ci(fit.ci.get(k))) for k, v in fit.params.items()]
-    rows += [("points", f"{fit.n_points}, x in [{_g(fit.x_range[0])}, {_g(fit.x_range[1])}]"),
+        rows.append((f"floor ({pct} CI)", fmt.num(r["floor"], 4) + _ci(r.get("floor_ci"))))
+    rows += [(k, fmt.num(v, 4) + _ci(fit.ci.get(k))) for k, v in fit.params.items()]
+    rows += [("points", f"{fit.n_points}, x in [{fmt.num(fit.x_range[0], 4)}, {fmt.num(fit.x_range[1], 4)}]"),
              ("converged", "yes" if fit.converged else f"NO: {fit.message}")]
     return rows
 
@@ -109,7 +107,7 @@ def _draw_joint(ax, fit):
         col = cmap(0.05 + 0.8 * i / max(1, len(sizes) - 1))
         sel = fit._N == n
         d = np.geomspace(fit._D.min(), fit._D.max() * 2, 100)
-        ax.plot(fit._D[sel], fit._L[sel], "o", color=col, ms=5, label=f"N = {plots.human(n)}")
+        ax.plot(fit._D[sel], fit._L[sel], "o", color=col, ms=5, label=f"N = {fmt.human(n)}")
         ax.plot(d, fit.predict(np.full_like(d, n), d), color=col, lw=1.5)
     e = fit.params["E"]
     ax.axhline(e, color=plots.GREEN, ls=(0, (2, 2)), lw=1.2, label=f"E = {e:.3g}")
@@ -117,7 +115,7 @@ def _draw_joint(ax, fit):
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: plots.human(v)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt.human(v)))
     ax.grid(True, which="major")
     ax.set_xlabel("data D")
     ax.set_ylabel("loss L")
@@ -128,8 +126,8 @@ def _draw_joint(ax, fit):
 
 def joint_html(fit) -> str:
     pct = f"{fit.interval:.0%}"
-    rows = [(f"{k} ({pct} CI)", _g(v) + _ci(fit.ci.get(k))) for k, v in fit.params.items()]
-    rows += [("points", str(fit.n_points)), ("residual sd (log L)", _g(fit.sigma)),
+    rows = [(f"{k} ({pct} CI)", fmt.num(v, 4) + _ci(fit.ci.get(k))) for k, v in fit.params.items()]
+    rows += [("points", str(fit.n_points)), ("residual sd (log L)", fmt.num(fit.sigma, 4)),
              ("converged", "yes" if fit.converged else f"NO: {fit.message}")]
     png = _fig_png(lambda ax: plot_joint(fit, ax)) if fit._N is not None else None
     return f"<div>{_table('JointFit: L = E + A/N^alpha + B/D^beta', rows)}{_img(png, 'joint fit')}</div>"
@@ -151,15 +149,15 @@ def study_rows(result) -> list[tuple[str, str]]:
     lc = result.learning_curve or {}
     if lc:
         rows.append((f"learning curve ({lc.get('form')})",
-                     f"exponent {_g(lc.get('exponent'))}{_ci(lc.get('exponent_ci'))}"))
+                     f"exponent {fmt.num(lc.get('exponent'), 4)}{_ci(lc.get('exponent_ci'))}"))
     fl = s.get("floor") or {}
     if fl.get("value") is not None:
-        rows.append((f"floor ({fl.get('form')})", _g(fl["value"]) + _ci(fl.get("ci90"))))
+        rows.append((f"floor ({fl.get('form')})", fmt.num(fl["value"], 4) + _ci(fl.get("ci90"))))
     ms = result.model_size_law or {}
     if ms:
-        rows.append(("model-size law", f"s ∝ m^{_g(ms.get('exponent'))}{_ci(ms.get('exponent_ci'))}"))
+        rows.append(("model-size law", f"s ∝ m^{fmt.num(ms.get('exponent'), 4)}{_ci(ms.get('exponent_ci'))}"))
     for p in lc.get("predictions") or []:
-        rows.append((f"predicted at m = {p['data_size']:,}", _g(p.get("value")) + _ci([p.get("lo"), p.get("hi")])))
+        rows.append((f"predicted at m = {p['data_size']:,}", fmt.num(p.get("value"), 4) + _ci([p.get("lo"), p.get("hi")])))
     return rows
 
 

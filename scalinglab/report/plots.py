@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
+from scalinglab import fmt
 from scalinglab.report.data import EXTRAPOLATE, ReportData, curves_by_size
 
 DPI = 110
@@ -40,24 +41,6 @@ STYLE = {
 
 
 # --- formatting ------------------------------------------------------------------------------------
-def human(n: float) -> str:
-    """1234 -> '1.2k', 23050 -> '23k', 2e6 -> '2M'."""
-    n = float(n)
-    for div, suf in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= div:
-            v = n / div
-            return f"{v:.1f}{suf}".replace(".0" + suf, suf) if v < 10 else f"{v:.0f}{suf}"
-    return f"{n:.0f}" if n == int(n) else f"{n:.3g}"
-
-
-def _pct(v: float) -> str:
-    p = 100 * v
-    if p == 0:
-        return "0%"
-    if p < 0.01:
-        return "≈0%"
-    return f"{p:.0f}%" if p >= 10 else (f"{p:.1f}%" if p >= 1 else f"{p:.2g}%")
-
 
 def _nice_ticks(lo: float, hi: float) -> list[float]:
     """Readable ticks on a log axis that spans less than a decade as well as several."""
@@ -75,9 +58,9 @@ def _log_axes(ax, ylo, yhi, *, pct: bool, xlabel: str, ylabel: str):
     ax.set_yscale("log")
     ax.set_ylim(ylo, yhi)
     ax.yaxis.set_major_locator(FixedLocator(_nice_ticks(ylo, yhi)))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _pct(v) if pct else f"{v:.3g}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt.pct(v) if pct else f"{v:.3g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: human(v)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt.human(v)))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.grid(True, which="major")
     ax.set_xlabel(xlabel)
@@ -177,18 +160,18 @@ def draw_learning_curve(ax, data: ReportData, *, legend: bool = True, legend_col
         ax.text(xhi, v, " " + text, color=color, va=va, ha="left", fontsize=9, clip_on=False)
 
     if rg and ylim[0] < rg < ylim[1] * 1.01:
-        hline(rg, RED, (0, (6, 3)), f"random guess {_pct(rg) if pct else f'{rg:.3g}'}")
+        hline(rg, RED, (0, (6, 3)), f"random guess {fmt.pct(rg) if pct else f'{rg:.3g}'}")
     if floor is not None and floor <= ylim[0]:
-        ax.text(xhi, ylim[0], f" floor {_pct(floor) if pct else f'{floor:.2g}'}\n (below the axis)",
+        ax.text(xhi, ylim[0], f" floor {fmt.pct(floor) if pct else f'{floor:.2g}'}\n (below the axis)",
                 color=GREEN, va="bottom", ha="left", fontsize=9, clip_on=False)
     if floor and floor > ylim[0]:
-        lab = f"floor {_pct(floor) if pct else f'{floor:.3g}'}" + (f" ({fl['form']})" if fl.get("form") else "")
+        lab = f"floor {fmt.pct(floor) if pct else f'{floor:.3g}'}" + (f" ({fl['form']})" if fl.get("form") else "")
         if floor_ci and None not in floor_ci:
             flo = max(floor_ci[0], ylim[0])
             ax.axhspan(flo, floor_ci[1], color=GREEN, alpha=0.08, lw=0, zorder=0)
         hline(floor, GREEN, (0, (2, 2)), lab, va="bottom")  # above the Bayes label when both are close
     if data.bayes and data.bayes > ylim[0]:
-        hline(data.bayes, "#7157d9", (0, (1, 2)), f"Bayes error {_pct(data.bayes) if pct else data.bayes}",
+        hline(data.bayes, "#7157d9", (0, (1, 2)), f"Bayes error {fmt.pct(data.bayes) if pct else data.bayes}",
               va="top")
 
     # every trial, faint; then the per-subset best medians with the seed spread
@@ -212,9 +195,9 @@ def draw_learning_curve(ax, data: ReportData, *, legend: bool = True, legend_col
         if p.get("value") and p["data_size"] == max(q["data_size"] for q in lc["predictions"]):
             v = p["value"]
             ax.plot([p["data_size"]], [v], marker="D", color=BLUE, ms=6, zorder=5)
-            txt = f"{EXTRAPOLATE}× data: {_pct(v) if pct else f'{v:.3g}'}"
+            txt = f"{EXTRAPOLATE}× data: {fmt.pct(v) if pct else f'{v:.3g}'}"
             if p.get("lo") is not None and p.get("hi") is not None:
-                txt += (f"\n[{_pct(p['lo'])}, {_pct(p['hi'])}]" if pct else f"\n[{p['lo']:.3g}, {p['hi']:.3g}]")
+                txt += (f"\n[{fmt.pct(p['lo'])}, {fmt.pct(p['hi'])}]" if pct else f"\n[{p['lo']:.3g}, {p['hi']:.3g}]")
             ax.annotate(txt, (p["data_size"], v), xytext=(-10, 10), textcoords="offset points",
                         ha="right", va="bottom", fontsize=9, color=BLUE, zorder=6,
                         bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "none", "alpha": 0.85})
@@ -243,7 +226,7 @@ def per_size(data: ReportData) -> bytes | None:
             col = cmap(0.05 + 0.8 * (l - lp.min()) / span)
             ax.errorbar(c["x"], c["y"], yerr=[np.clip(c["y"] - c["lo"], 0, None), np.clip(c["hi"] - c["y"], 0, None)],
                         fmt="-o", ms=4, lw=1.6, capsize=2, color=col,
-                        label=f"{c['label']} ({human(c['params'])} params)")
+                        label=f"{c['label']} ({fmt.human(c['params'])} params)")
         ax.legend(loc="best", fontsize=8, ncol=1 if len(curves) <= 8 else 2)
         return _png(fig)
 
@@ -278,8 +261,8 @@ def model_size(data: ReportData) -> bytes | None:
         for v in np.unique(sizes):  # the sizes the search could choose from
             ax.axhline(v, color=GREY, lw=0.6, ls=":", zorder=0)
         ax.scatter(x, s, s=40, color=INK, zorder=4, label="best model per subset")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: human(v)))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: human(v)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt.human(v)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt.human(v)))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, which="major")
@@ -353,9 +336,9 @@ def weighting(data: ReportData) -> bytes | None:
                 hi = np.array([p.get("dev_error_hi", p["dev_error"]) for p in c], float)
                 # w = 0 on a linear axis: weights are typically 0, 0.1 ... 1, a few values
                 ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="o-", color=col, ms=4, lw=1.5, capsize=2,
-                            label=f"{m.get('label', '')} ({human(m.get('params') or 0)})")
+                            label=f"{m.get('label', '')} ({fmt.human(m.get('params') or 0)})")
                 ax.plot([m["best_weight"]], [m["best_dev_error"]], "o", ms=11, mfc="none", mec=RED, mew=1.5)
-            ax.set_title(f"{human(g['data_size'])} target + {human(g.get('aux_size', 0))} auxiliary",
+            ax.set_title(f"{fmt.human(g['data_size'])} target + {fmt.human(g.get('aux_size', 0))} auxiliary",
                          fontsize=10)
             ws = sorted({p["weight"] for m in g["models"] for p in m["curve"]})
             pos = [v for v in ws if v > 0]
@@ -366,7 +349,7 @@ def weighting(data: ReportData) -> bytes | None:
             ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("weight w of auxiliary examples")
             ax.grid(True)
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _pct(v) if pct else f"{v:.3g}"))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt.pct(v) if pct else f"{v:.3g}"))
         for ax in axes[:, 0]:
             ax.set_ylabel(data.metric_label)
         axes.flat[0].legend(loc="best", fontsize=8, title="model", title_fontsize=8)

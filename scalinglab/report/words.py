@@ -11,55 +11,16 @@ import json
 import math
 
 from scalinglab.fit.laws import LAWS
+from scalinglab.fmt import ErrorFormat, count, finite, human, interval, num
 from scalinglab.report.data import ReportData, size_label
-from scalinglab.report.plots import human
 
 HESTNESS_EXPONENTS = "-0.07 to -0.35"
 HESTNESS_SIZE = "0.5 to 1"
 
 
-class Fmt:
-    """Numbers as the reader wants them: error rates as percentages, sizes with separators."""
-
-    def __init__(self, pct: bool):
-        self.pct = pct
-
-    def err(self, v) -> str:
-        if v is None or (isinstance(v, float) and not math.isfinite(v)):
-            return "n/a"
-        if not self.pct:
-            return f"{v:.4g}"
-        p = 100 * v
-        if p == 0:
-            return "0%"
-        if abs(p) < 0.01:  # a floor fitted at ~1e-25 reads as zero, not as "6e-23%"
-            return "≈0%"
-        return f"{p:.1f}%" if p >= 1 else f"{p:.2g}%"
-
-    def err_ci(self, ci) -> str:
-        if not ci or None in ci:
-            return ""
-        if self.pct:
-            return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
-        return f"[{ci[0]:.4g}, {ci[1]:.4g}]"
+Fmt = ErrorFormat  # (the name the report modules use)
 
 
-def _num(v, digits=3) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float) and not math.isfinite(v):
-        return "n/a"
-    return f"{v:.{digits}g}"
-
-
-def _ci(ci, digits=2) -> str:
-    if not ci or None in ci:
-        return ""
-    return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
-
-
-def count(n) -> str:
-    return f"{int(n):,}"
 
 
 def region_of(x: float, regions: dict) -> str | None:
@@ -92,13 +53,13 @@ def headline(d: ReportData, f: Fmt) -> dict:
         reg = d.regions
         fl = d.floor or {}
         floor, fci = fl.get("value"), fl.get("ci")
-        s = f"Dev error falls as m^{_num(e, 2)}" if e is not None else "A learning curve was fitted"
+        s = f"Dev error falls as m^{num(e, 2)}" if e is not None else "A learning curve was fitted"
         # a broken power law's exponent is its last regime's: say from where it holds
         breaks = [v for k, v in (lc.get("params") or {}).items() if k[:1] == "d" and k[1:].isdigit()]
         law = LAWS.get(lc.get("form"))
         last_break = max(breaks) if law is not None and law.n_breaks and breaks else None
-        if _ci(eci):
-            s += f" (90% CI {_ci(eci)})"
+        if interval(eci):
+            s += f" (90% CI {interval(eci)})"
         if e is not None and last_break is not None:
             s += f" beyond m ≈ {count(last_break)}, where the {lc['form']} fit breaks"
         if floor is not None:
@@ -106,7 +67,7 @@ def headline(d: ReportData, f: Fmt) -> dict:
         else:
             s += "; the fitted form has no floor"
         sentences.append(s + ".")
-        cards.append({"label": "learning-curve exponent", "value": _num(e, 2), "sub": _ci(eci) or "",
+        cards.append({"label": "learning-curve exponent", "value": num(e, 2), "sub": interval(eci) or "",
                       "hint": f"Hestness et al.: {HESTNESS_EXPONENTS}"})
         if floor is not None:
             cards.append({"label": "irreducible floor", "value": f.err(floor), "sub": f.err_ci(fci),
@@ -119,7 +80,7 @@ def headline(d: ReportData, f: Fmt) -> dict:
                 sentences.append(f"The largest subset ({count(pts[-1]['data_size'])} examples) lies in the "
                                  f"{where} region: {REGION_ADVICE[where]}.")
         if _loose(e, eci):
-            cautions.append(f"The learning-curve exponent is poorly determined (90% CI {_ci(eci)}): "
+            cautions.append(f"The learning-curve exponent is poorly determined (90% CI {interval(eci)}): "
                             "more data sizes, a wider range of them, or more seeds would pin it down; "
                             "read the predictions with their intervals.")
         if lc.get("converged") is False:
@@ -143,13 +104,13 @@ def headline(d: ReportData, f: Fmt) -> dict:
     else:
         sentences.append("No finished trials yet: nothing to fit or plot.")
     if sl and sl.get("exponent") is not None:
-        sentences.append(f"The best model grows as m^{_num(sl['exponent'], 2)} "
-                         f"{('(90% CI ' + _ci(sl.get('exponent_ci')) + ')') if _ci(sl.get('exponent_ci')) else ''}"
+        sentences.append(f"The best model grows as m^{num(sl['exponent'], 2)} "
+                         f"{('(90% CI ' + interval(sl.get('exponent_ci')) + ')') if interval(sl.get('exponent_ci')) else ''}"
                          f" in parameters (Hestness et al.: {HESTNESS_SIZE}).".replace("  ", " "))
         if _loose(sl["exponent"], sl.get("exponent_ci")):
-            cautions.append(f"The model-size exponent is poorly determined (90% CI {_ci(sl.get('exponent_ci'))}).")
-        cards.append({"label": "model-size exponent", "value": _num(sl["exponent"], 2),
-                      "sub": _ci(sl.get("exponent_ci")), "hint": f"Hestness et al.: {HESTNESS_SIZE}"})
+            cautions.append(f"The model-size exponent is poorly determined (90% CI {interval(sl.get('exponent_ci'))}).")
+        cards.append({"label": "model-size exponent", "value": num(sl["exponent"], 2),
+                      "sub": interval(sl.get("exponent_ci")), "hint": f"Hestness et al.: {HESTNESS_SIZE}"})
     preds = (lc or {}).get("predictions") or []
     if preds:
         parts = [f"{f.err(p.get('value'))} {f.err_ci([p.get('lo'), p.get('hi')])} at {count(p['data_size'])}"
@@ -208,25 +169,19 @@ def laws_table(d: ReportData) -> list[dict]:
     for title, law in (("Learning curve", d.lc), ("Model-size law", d.size_law)):
         if not law:
             continue
-        rows = [[k, _num(v, 4), _fmt_ci4((law.get("ci") or {}).get(k))]
+        rows = [[k, num(v, 4), interval((law.get("ci") or {}).get(k), ".4g")]
                 for k, v in (law.get("params") or {}).items()]
-        rows.append(["exponent", _num(law.get("exponent"), 4), _fmt_ci4(law.get("exponent_ci"))])
+        rows.append(["exponent", num(law.get("exponent"), 4), interval(law.get("exponent_ci"), ".4g")])
         scores = law.get("scores") or {}
         chosen = ""
         if scores:
             chosen = "chosen by extrapolation score (held-out RMSLE, lower is better): " + ", ".join(
-                f"{k} {_num(v, 3)}" for k, v in sorted(scores.items(), key=lambda kv: (kv[1] is None, kv[1] or 0)))
+                f"{k} {num(v, 3)}" for k, v in sorted(scores.items(), key=lambda kv: (kv[1] is None, kv[1] or 0)))
         out.append({"title": title, "form": law.get("form", "?"), "formula": law.get("formula", ""),
                     "rows": rows, "note": chosen,
                     "fit": f"{law.get('n_points', '?')} points; "
                            f"{'converged' if law.get('converged', True) else 'NOT converged: ' + str(law.get('message'))}"})
     return out
-
-
-def _fmt_ci4(ci) -> str:
-    if not ci or None in ci:
-        return ""
-    return f"[{ci[0]:.4g}, {ci[1]:.4g}]"
 
 
 def best_table(d: ReportData, f: Fmt) -> dict | None:
@@ -237,27 +192,21 @@ def best_table(d: ReportData, f: Fmt) -> dict | None:
     hp = [k for k in ("lr", "weight_decay") if any(p.get(k) is not None for p in d.points)]
     rows = []
     for p in d.points:
-        tr, te = _f(p.get("train_error")), _f(p.get("test_error"))
+        tr, te = finite(p.get("train_error")), finite(p.get("test_error"))
         if (tr is None or te is None) and len(df):  # older summaries: the medians from the trials
             ms = p.get("model_size")
             ms = json.dumps(ms, sort_keys=True) if isinstance(ms, dict) else ms
             sel = df[(df["data_size"] == p["data_size"]) & (df["status"] == "ok") & (df["model_size"] == ms)]
-            tr = _f(sel["final_train_error"].median()) if len(sel) and tr is None else tr
-            te = _f(sel["test_error"].median()) if len(sel) and te is None else te
+            tr = finite(sel["final_train_error"].median()) if len(sel) and tr is None else tr
+            te = finite(sel["test_error"].median()) if len(sel) and te is None else te
         rows.append([count(p["data_size"]), size_label(p.get("model_size")), human(p.get("params") or 0)]
-                    + [_num(_f(p.get(k)), 3) for k in hp]
+                    + [num(finite(p.get(k)), 3) for k in hp]
                     + [f.err(p["error"]), f"{f.err(p.get('error_lo'))} – {f.err(p.get('error_hi'))}",
                        str(p.get("n_seeds", "")), f.err(tr), f.err(te)])
     return {"head": ["training examples", "best model", "params"] + [k.replace("_", " ") for k in hp]
             + ["dev error (median)", "seed range", "seeds", "train error", "test error"], "rows": rows}
 
 
-def _f(v):
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 TRIAL_COLS = [("status", "status"), ("data_size", "examples"), ("_size", "model"), ("params", "params"),
@@ -282,18 +231,18 @@ def trials_table(d: ReportData, f: Fmt) -> dict:
             if key == "_size":
                 cells.append((size_label(r.get("model_size")), r.get("params") or 0))
             elif key in ("min_dev_error", "final_train_error", "test_error"):
-                v = _f(v)
+                v = finite(v)
                 cells.append((f.err(v), v if v is not None else ""))
             elif key == "params":
-                v = _f(v)
+                v = finite(v)
                 cells.append((human(v) if v is not None else "", v if v is not None else ""))
             elif key == "wall_time":
-                v = _f(v)
+                v = finite(v)
                 cells.append((f"{v:.1f}" if v is not None else "", v if v is not None else ""))
             elif key == "id":
                 cells.append((str(v or ""), str(v or "")))
             else:
-                v = _f(v) if key != "status" else v
+                v = finite(v) if key != "status" else v
                 txt = "" if v is None else (str(int(v)) if isinstance(v, float) and v == int(v) else str(v))
                 cells.append((txt, v if v is not None else ""))
         for c in tag_cols:
@@ -386,11 +335,11 @@ def factor_section(d: ReportData, f: Fmt) -> dict | None:
         lc = comparison_exponent(d.summary, level) or v.get("learning_curve") or {}
         fl = v.get("floor") if isinstance(v.get("floor"), dict) else {}
         last = pts[-1] if pts else None
-        rows.append([str(level), _num(lc.get("exponent"), 2), _ci(lc.get("exponent_ci")),
-                     f.err(_f(fl.get("value"))) if fl else "n/a", f.err_ci(fl.get("ci90")) if fl else "",
+        rows.append([str(level), num(lc.get("exponent"), 2), interval(lc.get("exponent_ci")),
+                     f.err(finite(fl.get("value"))) if fl else "n/a", f.err_ci(fl.get("ci90")) if fl else "",
                      f"{f.err(last['error'])} at {count(last['data_size'])}" if last else "n/a"])
     comp = fac.get("comparison") or {}
-    ratios = [f"{_ratio_label(k)}: {_num(v, 3)}×" for k, v in comp.items()
+    ratios = [f"{_ratio_label(k)}: {num(v, 3)}×" for k, v in comp.items()
               if k.startswith("error_ratio_") and v is not None]
     return {"name": str(fac.get("name") or "factor"), "verdict": str(comp.get("verdict") or ""),
             "ratios": ratios,
@@ -416,9 +365,9 @@ def weighting_table(d: ReportData, f: Fmt) -> dict | None:
     for g in w["by_data_size"]:
         for m in g.get("models") or []:
             rows.append([count(g.get("data_size", 0)), count(g.get("aux_size", 0)), str(m.get("label", "")),
-                         human(m.get("params") or 0), _num(_f(m.get("best_weight")), 3),
-                         f.err(_f(m.get("best_dev_error"))), f.err(_f(m.get("test_error_at_best"))),
-                         f.err(_f(m.get("test_error_w0")))])
+                         human(m.get("params") or 0), num(finite(m.get("best_weight")), 3),
+                         f.err(finite(m.get("best_dev_error"))), f.err(finite(m.get("test_error_at_best"))),
+                         f.err(finite(m.get("test_error_w0")))])
         if g.get("finding"):
             findings.append(f"{count(g.get('data_size', 0))} examples: {g['finding']}")
     return {"head": ["examples", "auxiliary examples", "model", "params", "best w", "dev error at best w",

@@ -55,7 +55,7 @@ def level_overrides(study: Study, level) -> tuple[dict, dict]:
     return {f: level}, {}
 
 
-def _lvl(level):
+def level_name(level):
     """Factor levels as strings (tags and summary keys are strings)."""
     return None if level is None else level if isinstance(level, str) else json.dumps(level)
 
@@ -71,7 +71,7 @@ def plan_grid(study: Study) -> list[tuple[dict, dict]]:
                 for seed in range(study.seeds):
                     spec = base_spec(study, n, size, seed, **tr)
                     spec["model"].update(mo)
-                    out.append((spec, {"stage": "grid", "level": _lvl(level)}))
+                    out.append((spec, {"stage": "grid", "level": level_name(level)}))
     return out
 
 

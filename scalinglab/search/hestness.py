@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from scalinglab.config import Study
-from scalinglab.search.grid import _lvl, base_spec, level_overrides
+from scalinglab.search.grid import base_spec, level_name, level_overrides
 from scalinglab.train.trial import trial_id
 
 
@@ -89,7 +89,7 @@ class HestnessSearch:
         for i in range(len(self.sizes)):
             spec = self.spec(n, i, self.study.train.lr, self.cfg.weight_decays[0], 0, level)
             spec["train"]["patience"] = spec["train"]["max_epochs"]
-            out.append((spec, {"stage": "overfit", "level": _lvl(level)}))
+            out.append((spec, {"stage": "overfit", "level": level_name(level)}))
         return out
 
     def small_end(self, results: dict[str, dict], level) -> int | None:
@@ -170,19 +170,19 @@ class HestnessSearch:
         out = []
         for level in self.levels:
             for k, n in enumerate(self.data_sizes):
-                cands = self.candidates(k, small[_lvl(level)])
+                cands = self.candidates(k, small[level_name(level)])
                 for e, (i, lr, wd) in enumerate(self.lr_extensions(k, cands, results, level)):
                     out.append((self.spec(n, i, lr, wd, 0, level),
-                                {"stage": "lr-edge", "candidate": len(cands) + e, "level": _lvl(level)}))
+                                {"stage": "lr-edge", "candidate": len(cands) + e, "level": level_name(level)}))
         return out
 
     def stage1_trials(self, small: dict) -> list[tuple[dict, dict]]:
         out = []
         for level in self.levels:
             for k, n in enumerate(self.data_sizes):
-                for j, (i, lr, wd) in enumerate(self.candidates(k, small[_lvl(level)])):
+                for j, (i, lr, wd) in enumerate(self.candidates(k, small[level_name(level)])):
                     out.append((self.spec(n, i, lr, wd, 0, level),
-                                {"stage": "candidate", "candidate": j, "level": _lvl(level)}))
+                                {"stage": "candidate", "candidate": j, "level": level_name(level)}))
         return out
 
     # --- phase 3: seeds for the promising candidates ------------------------------------------
@@ -190,7 +190,7 @@ class HestnessSearch:
         out = []
         for level in self.levels:
             for k, n in enumerate(self.data_sizes):
-                cands = self.all_candidates(k, small[_lvl(level)], results, level)
+                cands = self.all_candidates(k, small[level_name(level)], results, level)
                 scored = []
                 for j, (i, lr, wd) in enumerate(cands):
                     r = results.get(trial_id(self.spec(n, i, lr, wd, 0, level)))
@@ -200,14 +200,14 @@ class HestnessSearch:
                     i, lr, wd = cands[j]
                     for seed in range(1, self.study.seeds):
                         out.append((self.spec(n, i, lr, wd, seed, level),
-                                    {"stage": "seeds", "candidate": j, "level": _lvl(level)}))
+                                    {"stage": "seeds", "candidate": j, "level": level_name(level)}))
         return out
 
     # --- driver ------------------------------------------------------------------------------
     def planned(self, results: dict[str, dict]) -> list[tuple[dict, dict]]:
         """Every trial of every phase that the stored results make known."""
         out = [t for level in self.levels for t in self.overfit_trials(level)]
-        small = {_lvl(lv): self.small_end(results, lv) for lv in self.levels}
+        small = {level_name(lv): self.small_end(results, lv) for lv in self.levels}
         if all(v is not None for v in small.values()):
             out += self.stage1_trials(small) + self.extension_trials(small, results) + \
                 self.stage2_trials(small, results)
@@ -222,7 +222,7 @@ class HestnessSearch:
         missing = [t for t in probes if trial_id(t[0]) not in results]
         if missing:
             return missing
-        small = {_lvl(lv): self.small_end(results, lv) for lv in self.levels}
+        small = {level_name(lv): self.small_end(results, lv) for lv in self.levels}
         # extensions come one step per round (each step needs the previous one's result)
         for phase in (lambda: self.stage1_trials(small), lambda: self.extension_trials(small, results),
                       lambda: self.stage2_trials(small, results)):
