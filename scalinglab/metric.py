@@ -75,3 +75,17 @@ def study_metric(config: dict) -> Metric:
                       description="dev cross-entropy in bits per character (median over seeds of each "
                                   "trial's minimum)")
     return Metric(random_guess=ds.random_guess_error)
+
+
+def stored_metric(folder, config: dict) -> Metric:
+    """The metric a finished study recorded in its summary.json (no data set reloaded); the study's
+    own (`study_metric`) for a folder without one (a run killed before its summary)."""
+    import json
+    from pathlib import Path
+
+    p = Path(folder) / "summary.json"
+    try:
+        info = json.loads(p.read_text()).get("metric_info")
+    except (OSError, ValueError, AttributeError):
+        info = None
+    return Metric.from_dict(info) if isinstance(info, dict) else study_metric(config)

@@ -127,8 +127,10 @@ def _tol(a: dict, b: dict) -> float:
 
 # --- the diagnosis -------------------------------------------------------------------------------
 
-def diagnose(df: pd.DataFrame, config: dict, *, model_size: str | None = None, form: str = "auto") -> dict:
-    """The diagnosis as a plain dict: verdict, subject size, evidence lines, advice line, numbers."""
+def diagnose(df: pd.DataFrame, config: dict, *, model_size: str | None = None, form: str = "auto",
+             metric=None) -> dict:
+    """The diagnosis as a plain dict: verdict, subject size, evidence lines, advice line, numbers.
+    metric: the study's `Metric` (`metric.stored_metric` reads it from summary.json); None: from config."""
     from scalinglab.analysis.points import best_points, points_list
     from scalinglab.analysis.summary import FLOOR_FORMS, fit_learning_curve, fit_size_law
     from scalinglab.metric import study_metric
@@ -138,7 +140,7 @@ def diagnose(df: pd.DataFrame, config: dict, *, model_size: str | None = None, f
     curves = size_curves(df, seeds)
     points = points_list(best_points(df, seeds))
     M = points[-1]["data_size"]
-    y0 = study_metric(config).random_guess
+    y0 = (metric or study_metric(config)).random_guess
     curve = law = floor_fit = None
     if len(points) >= 4:
         curve = fit_learning_curve(points, y0=y0, form=form)

@@ -65,13 +65,14 @@ def compute_model(df: pd.DataFrame, point: dict) -> dict:
 
 
 def plan(df: pd.DataFrame, config: dict, target: float, *, max_flops: float | None = None,
-         form: str = "auto", device: str | None = None, where: str = "scalinglab plan") -> dict:
-    """The plan as a plain dict (see the module docstring)."""
+         form: str = "auto", device: str | None = None, where: str = "scalinglab plan", metric=None) -> dict:
+    """The plan as a plain dict (see the module docstring). metric: the study's `Metric`
+    (`metric.stored_metric` reads it from summary.json); None: from config."""
     from scalinglab.analysis.points import best_points, points_list
     from scalinglab.analysis.summary import FLOOR_FORMS, fit_learning_curve, fit_size_law
     from scalinglab.metric import study_metric
 
-    y0 = study_metric(config).random_guess
+    y0 = (metric or study_metric(config)).random_guess
     # The metric's own range: an error rate below random guessing (< 1), or bits per character below
     # log2 of the vocabulary for a language model.
     top = max(y0, 1.0) if y0 is not None else math.inf  # a user metric without a random-guess level

@@ -53,14 +53,16 @@ def fit_size_law(points: list[dict]):
     return fit_model_size(x, s)
 
 
-def _law_dict(fit, largest: int) -> dict:
+def law_dict(fit, largest: int) -> dict:
+    """A CurveFit as summary.json stores it: `to_dict` plus predictions at PREDICT_FACTORS x the
+    largest data size with their 90% intervals (the report reads the same dict)."""
     d = fit.to_dict()
     xs = np.array([largest * f for f in PREDICT_FACTORS], float)
     pred = fit.predict(xs, interval=0.9)
     d["predictions"] = [{"data_size": int(x), "value": float(v), "lo": float(lo), "hi": float(hi)}
                         for x, v, lo, hi in zip(xs, pred["y"], pred["lo"], pred["hi"])]
     d.setdefault("ci90", d.get("ci"))
-    return d
+    return jsonable(d)
 
 
 def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto",
@@ -111,10 +113,10 @@ def _curve_section(df, seeds, y0, form) -> dict:
     out = {"points": points_list(best_points(df, seeds))}
     if len(out["points"]) >= 4:
         largest = out["points"][-1]["data_size"]
-        out["learning_curve"] = _law_dict(fit_learning_curve(out["points"], y0=y0, form=form), largest)
+        out["learning_curve"] = law_dict(fit_learning_curve(out["points"], y0=y0, form=form), largest)
         out["floor"] = fit_floor(out["points"], y0=y0)
         known = all(p["params"] is not None for p in out["points"])  # a user trainer may not return params
-        out["model_size_law"] = _law_dict(fit_size_law(out["points"]), largest) if known else None
+        out["model_size_law"] = law_dict(fit_size_law(out["points"]), largest) if known else None
     else:
         out["learning_curve"] = out["model_size_law"] = None
         out["note"] = "fewer than 4 data sizes with finished trials: no law fitted"

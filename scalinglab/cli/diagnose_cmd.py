@@ -33,7 +33,9 @@ def run(args) -> int:
         from scalinglab.analysis.weighting import format_weighting, weighting_section
 
         weighting = weighting_section(df, config["aux"].get("weights"))
-    d = diagnose(df, config, model_size=args.model_size, form=args.form)
+    from scalinglab.metric import stored_metric
+
+    d = diagnose(df, config, model_size=args.model_size, form=args.form, metric=stored_metric(args.folder, config))
     if args.json:
         print(json.dumps(jsonable({"study": name, **d, **({"weighting": weighting} if weighting else {})}), indent=2))
         return 0

@@ -24,6 +24,7 @@ def run(args) -> int:
     from scalinglab.analysis.plan import format_plan, plan
     from scalinglab.errors import bad_value
     from scalinglab.fmt import jsonable
+    from scalinglab.metric import stored_metric
 
     where = "scalinglab plan"
     if not args.target_error > 0:  # checked before the store is opened; the upper bound needs the data
@@ -33,7 +34,8 @@ def run(args) -> int:
     name, config, df = load_trials(args.folder, args.study, where)
     dev = df.loc[df["status"] == "ok", "device"].mode()
     p = plan(df, config, args.target_error, max_flops=args.max_flops, form=args.form,
-             device=str(dev.iloc[0]) if len(dev) else None, where=where)
+             device=str(dev.iloc[0]) if len(dev) else None, where=where,
+             metric=stored_metric(args.folder, config))
     if args.json:
         print(json.dumps(jsonable({"study": name, **p}), indent=2))
         return 0

@@ -19,11 +19,12 @@ import pandas as pd
 
 from scalinglab.errors import UserError
 from scalinglab.fit.laws import LAWS
+from scalinglab.analysis.summary import PREDICT_FACTORS, law_dict
 from scalinglab.fmt import finite
 
 # what a refit may raise on odd points (FitError is a UserError); anything else is a bug and propagates
 FIT_ERRORS = (UserError, ValueError, ArithmeticError, np.linalg.LinAlgError)
-EXTRAPOLATE = 8  # the learning curve is drawn (dashed) out to this multiple of the largest subset
+EXTRAPOLATE = PREDICT_FACTORS[-1]  # the learning curve is drawn (dashed) out to this multiple of the largest subset
 
 
 @dataclass
@@ -213,16 +214,6 @@ def gather(folder: str | Path, *, study: str | None = None, refit: bool = True) 
                 "points": pts, "summary": lc,
                 "fit": _refit(pts, form, data.random_guess, notes, f"factor {level}") if pts else None}
     return data
-
-
-def law_dict(fit, largest: int, factors=(2, 4, EXTRAPOLATE)) -> dict:
-    """CurveFit -> the dict summary.json stores (to_dict + predictions at multiples of the largest size)."""
-    d = fit.to_dict()
-    xs = np.array([largest * k for k in factors], float)
-    pr = fit.predict(xs, interval=0.9)
-    d["predictions"] = [{"data_size": int(x), "value": finite(v), "lo": finite(lo), "hi": finite(hi)}
-                        for x, v, lo, hi in zip(xs, pr.y, pr.lo, pr.hi)]
-    return d
 
 
 def comparison_exponent(summary: dict, level) -> dict | None:
