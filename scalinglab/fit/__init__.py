@@ -5,7 +5,8 @@
     print(res.report()); res.predict([1e7], interval=0.9)
 """
 
-from scalinglab.fit.engine import FitError, fit_curve, fit_model_size
+from scalinglab.fit.curve import fit_curve, fit_model_size
+from scalinglab.fit.engine import FitError
 from scalinglab.fit.joint import JointFit, fit_joint
 from scalinglab.fit.laws import CURVE_FORMS, LAWS
 from scalinglab.fit.result import CurveFit, Prediction

@@ -25,6 +25,7 @@ import math
 import numpy as np
 from scipy.stats import norm
 
+from scalinglab.fit.engine import FitError, fit_form, fit_prefixes
 from scalinglab.fit.laws import LAWS
 
 CUTS = (0.5, 0.65, 0.8)  # fractions of the log-x range used to fit
@@ -45,8 +46,6 @@ def backtest(x, y, w, forms, *, y0=None, robust=False, interval=0.9):
     dict form -> {"score": mean held-out RMSLE over cuts or None, "cuts": [...],
                   "calibration": {"kappa", "n_heldout", "source"}}
     """
-    from scalinglab.fit.engine import FitError, fit_form, fit_prefixes
-
     lxr = np.log(x / x.min())
     z = norm.ppf(0.5 + interval / 2)
     out = {}
