@@ -7,6 +7,7 @@ allowed; `load_study` also checks the size range against the data pool before an
 
 from __future__ import annotations
 
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from scalinglab.errors import UserError
+from scalinglab.errors import UserError, show
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -260,9 +261,16 @@ class ResourcesConfig(_Strict):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+# A study name becomes the folder runs/<name>/ and is printed and put in reports: a plain slug only
+# (no "/", "..", NUL, absolute paths, 300-character names). `--out` is the way to choose a folder.
+NAME_RE = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,99}")
+NAME_ALLOWED = ("letters, digits, '-', '_' and '.', not starting with '.', at most 100 characters "
+                "(choose the output folder with --out)")
+
+
 class Study(_Strict):
-    name: str = Field(min_length=1)
-    description: str = ""
+    name: str
+    description: str = Field("", max_length=10_000)
     seeds: int = Field(3, gt=0, le=100)
     metric: Literal["error"] | MetricConfig = "error"  # a [metric] table with your own trainer
     data: DataConfig
@@ -271,6 +279,13 @@ class Study(_Strict):
     search: SearchConfig = SearchConfig()
     aux: AuxConfig | None = None  # auxiliary data of a weighting study
     resources: ResourcesConfig = ResourcesConfig()  # per group on a Ray cluster
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v):
+        if not NAME_RE.fullmatch(v):
+            raise ValueError(NAME_ALLOWED)
+        return v
 
     @model_validator(mode="after")
     def _grid(self):
@@ -313,7 +328,7 @@ def _one_line(where: str, err: ValidationError, raw: dict) -> UserError:
     given = e.get("input")
     if isinstance(given, dict):
         return UserError(f"{where}: {field}: {msg}")
-    return UserError(f"{where}: {field}: given {given!r}; allowed: {msg}")
+    return UserError(f"{where}: {field}: given {show(given)}; allowed: {msg}")
 
 
 def parse_study(text: str, where: str, base_dir=None) -> Study:

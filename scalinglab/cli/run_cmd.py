@@ -36,6 +36,7 @@ def register(p):
 
 def run(args) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from scalinglab.config import load_study
     from scalinglab.errors import UserError
@@ -56,7 +57,8 @@ def run(args) -> int:
     resolve_device(args.device or study.train.device)
     out = Path(args.out) if args.out else Path("runs") / study.name
     console = Console(stderr=True)
-    console.print(f"[bold]{study.name}[/]: {study.description or source} -> {out}/")
+    # names, descriptions and paths are the user's text, not rich markup ("[x]" would crash or vanish)
+    console.print(f"[bold]{escape(study.name)}[/]: {escape(study.description or source)} -> {escape(str(out))}/")
 
     from scalinglab.cli.progress import StudyProgress
     from scalinglab.runner import run_study
@@ -77,30 +79,33 @@ def run(args) -> int:
     from scalinglab.report import write_report
 
     try:  # the trials and summary are safe on disk whatever happens here
-        console.print(f"report: {write_report(out)}")
+        console.print(f"report: {write_report(out)}", markup=False)
     except Exception as e:  # noqa: BLE001
         if args.debug:
             raise
-        console.print(f"[yellow]report failed ({type(e).__name__}: {e}); retry with "
-                      f"`scalinglab report {out} --debug`")
+        console.print(f"[yellow]report failed ({type(e).__name__}: {escape(str(e))}); retry with "
+                      f"`scalinglab report {escape(str(out))} --debug`")
     return 0
 
 
 def _print_summary(console, s: dict, out: Path) -> None:
+    def say(text):  # plain text (paths, intervals "[a, b]"), never read as rich markup
+        console.print(text, markup=False)
+
     t = s["trials"]
-    console.print(f"trials: {t['total']} ({t.get('ok', 0)} ok, {t.get('diverged', 0)} diverged, "
+    say(f"trials: {t['total']} ({t.get('ok', 0)} ok, {t.get('diverged', 0)} diverged, "
                   f"{t.get('failed', 0)} failed); wall time {s.get('wall_time_s')} s")
     lc = s.get("learning_curve")
     if lc:
         lo, hi = lc.get("exponent_ci") or (float("nan"), float("nan"))
-        console.print(f"learning curve ({lc['form']}): exponent {lc['exponent']:.3f} [{lo:.3f}, {hi:.3f}]")
+        say(f"learning curve ({lc['form']}): exponent {lc['exponent']:.3f} [{lo:.3f}, {hi:.3f}]")
         fl = s.get("floor") or {}
         if fl.get("value") is not None:
             ci = fl.get("ci90") or (float("nan"), float("nan"))
-            console.print(f"floor ({fl['form']}): {fl['value']:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]"
+            say(f"floor ({fl['form']}): {fl['value']:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]"
                           + (f"; planted Bayes error {s['bayes_error']:.4g}" if "bayes_error" in s else ""))
         pred = (lc.get("predictions") or [{}])[0]
         if pred:
-            console.print(f"at {pred['data_size']:,} examples (2x): {pred['value']:.4g} "
+            say(f"at {pred['data_size']:,} examples (2x): {pred['value']:.4g} "
                           f"[{pred['lo']:.4g}, {pred['hi']:.4g}] (90% interval)")
-    console.print(f"wrote {out / 'results.sqlite'}, {out / 'summary.json'}")
+    say(f"wrote {out / 'results.sqlite'}, {out / 'summary.json'}")
