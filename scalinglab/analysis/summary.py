@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -172,7 +173,10 @@ def compare_levels(levels: dict, y0: float | None = None) -> dict:
 
 def write_summary(folder: Path, summary: dict) -> Path:
     path = Path(folder) / "summary.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(path)  # never a half-written summary
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per writer (concurrent runs)
+    try:
+        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.replace(path)  # never a half-written summary
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

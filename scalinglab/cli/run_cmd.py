@@ -54,8 +54,15 @@ def run(args) -> int:
         raise UserError(f"--threads: given {args.threads}; allowed: 1 or more")
     from scalinglab.train.trial import resolve_device
 
-    resolve_device(args.device or study.train.device)
+    resolve_device(args.device or study.train.device,
+                   "--device" if args.device else f"{source}: train.device")
+    from scalinglab.fit.laws import LAWS
+
+    forms = ["auto", *(f for f in LAWS if f != "model_size")]
+    if args.form not in forms:  # checked before training, not after it
+        raise UserError(f"--form: given {args.form!r}; allowed: {', '.join(forms)}")
     out = Path(args.out) if args.out else Path("runs") / study.name
+    check_out(out, "--out" if args.out else f"{source}: name (the output folder runs/{study.name})")
     console = Console(stderr=True)
     # names, descriptions and paths are the user's text, not rich markup ("[x]" would crash or vanish)
     console.print(f"[bold]{escape(study.name)}[/]: {escape(study.description or source)} -> {escape(str(out))}/")
@@ -86,6 +93,32 @@ def run(args) -> int:
         console.print(f"[yellow]report failed ({type(e).__name__}: {escape(str(e))}); retry with "
                       f"`scalinglab report {escape(str(out))} --debug`")
     return 0
+
+
+def check_out(out: Path, field: str) -> None:
+    """The output folder can be made and written, before anything is trained or written: `--out`
+    naming a file, a path under a file, a read-only or missing-permission folder is one line."""
+    import os
+    import tempfile
+
+    from scalinglab.errors import UserError
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{field}: given {str(out)!r}, an existing file; allowed: a folder (new or a study's)")
+    base = out
+    while not base.exists():  # the nearest existing folder: where the first mkdir will happen
+        base = base.parent
+    if not base.is_dir():
+        raise UserError(f"{field}: given {str(out)!r}, under the file {str(base)!r}; allowed: a folder path")
+    if (base / "results.sqlite").exists() and not os.access(base / "results.sqlite", os.R_OK | os.W_OK):
+        raise UserError(f"{field}: given {str(out)!r}; its results.sqlite is not writable; allowed: a writable "
+                        f"folder")
+    try:  # a probe file, removed at once (os.access says yes to root on a read-only mount)
+        with tempfile.TemporaryFile(dir=base, prefix=".scalinglab-probe-"):
+            pass
+    except OSError as e:
+        raise UserError(f"{field}: given {str(out)!r}; cannot write in {str(base)!r} ({e.strerror or e}); "
+                        f"allowed: a writable folder") from None
 
 
 def _print_summary(console, s: dict, out: Path) -> None:

@@ -363,6 +363,11 @@ class StackedOptimizer:
     FUSED = hasattr(torch, "_fused_adam_") and hasattr(torch, "_fused_sgd_")
 
     def __init__(self, kind: str, params: list, hparams: list[tuple], betas=(0.9, 0.999), eps=1e-8):
+        # the same refusals as make_optimizer (one trial id, one outcome on either path)
+        if kind not in ("adam", "adamw", "sgd"):
+            raise ValueError(f"unknown optimizer {kind!r}; allowed: adam, adamw, sgd")
+        if any(not h[0] > 0 for h in hparams):
+            raise ValueError(f"learning rates {[h[0] for h in hparams]}; allowed: > 0")
         self.kind, self.params, self.hp, self.betas, self.eps, self.t = kind, params, hparams, betas, eps, 0
         n_state = 1 if kind == "sgd" else 2
         self.state = [[torch.zeros_like(p) for p in params] for _ in range(n_state)]
