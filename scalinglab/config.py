@@ -217,9 +217,14 @@ class SearchConfig(_Strict):
             raise ValueError("give factor and levels together")
         if self.levels is not None and len(self.levels) < 2:
             raise ValueError("levels needs at least 2 values")
-        if self.lrs is not None and (not self.lrs or any(not 0 < v <= 10 for v in self.lrs)):
-            raise ValueError("lrs must be learning rates in (0, 10]")
         return self
+
+    @field_validator("lrs")
+    @classmethod
+    def _lrs(cls, v):
+        if v is not None and (not v or any(not 0 < x <= 10 for x in v)):
+            raise ValueError("a non-empty list of learning rates in (0, 10]")
+        return v
 
     def lr_grid(self, lr: float) -> list[float]:
         return sorted(self.lrs) if self.lrs else [lr / 3, lr, lr * 3]

@@ -44,8 +44,17 @@ def study_text(**sections) -> str:
     return "\n".join(out) + "\n"
 
 
+OPTIONS = {"n_train": "600", "n_dev": "100", "n_test": "100", "dim": "4", "hidden": "8", "n_classes": "3"}
+
+
 def data(opts: str = "", sizes: str = "{ min = 32, max = 128 }") -> str:
-    return DATA.format(opts=", " + opts if opts else "").replace("{ min = 32, max = 128 }", sizes)
+    """The teacher data table with `opts` ("key = value") replacing or adding options."""
+    o = dict(OPTIONS)
+    if opts:
+        k, _, v = opts.partition("=")
+        o[k.strip()] = v.strip()
+    body = ", ".join(f"{k} = {v}" for k, v in o.items())
+    return f"name = \"teacher\"\noptions = {{ {body} }}\nsizes = {sizes}"
 
 
 def search(lines: str, kind: str = "grid") -> str:
@@ -148,7 +157,7 @@ STUDIES = {
     "depths-negative": (dict(model='family = "mlp"\nwidths = [8]\ndepths = [-1]'), "model.depths"),
     "family-unknown": (dict(model='family = "resnet"\nwidths = [8]'), "model.family"),
     "model-unknown-key": (dict(model='family = "mlp"\nwidht = [8]'), "model.widht"),
-    "batchnorm-string": (dict(model='family = "mlp"\nwidths = [8]\nbatchnorm = "yes"'), "model.batchnorm"),
+    "batchnorm-string": (dict(model='family = "mlp"\nwidths = [8]\nbatchnorm = 3'), "model.batchnorm"),
     "widths-missing": (dict(model='family = "mlp"'), "model.width"),
     # train
     "lr-negative": (dict(train="lr = -0.01"), "train.lr"),
@@ -210,7 +219,7 @@ RAW_FILES = {
     "binary": (bytes(range(256)) * 4, "not a text file"),
     "nul-bytes": (b'name = "h"\x00\x00', "not a text file"),
     "latin1": ('name = "caf\xe9"\n'.encode("latin-1"), "not a text file"),
-    "toml-array-top": (b"[[data]]\nname = 1\n", "data"),
+    "toml-array-top": (b"[[data]]\nname = 1\n", "name"),
 }
 
 
@@ -507,6 +516,11 @@ def fake_store(tmp_path_factory):
     return out
 
 
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
 def _readonly_copy(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     for p in [dst, *dst.rglob("*")]:
@@ -537,6 +551,9 @@ def test_read_only_store_can_be_read(fake_store, world_dir, capsys, case):
     import scalinglab.report.markdown  # noqa: F401
     import scalinglab.report.plots  # noqa: F401
 
+    # once as ourselves first: lazy imports and font caches may live where nobody cannot read
+    assert main(READERS[case](_copy(fake_store, world_dir / "warm"))) == 0
+    capsys.readouterr()
     ro = _readonly_copy(fake_store, world_dir / "ro")
     before = _tree(ro)
     with as_unprivileged():
@@ -566,6 +583,9 @@ def test_writing_into_read_only_folder_is_one_line(fake_store, world_dir, capsys
     s = world_dir / "study.toml"
     s.write_text(study_text())
     s.chmod(0o644)
+    if not case.startswith("run"):
+        main(WRITERS[case](_copy(fake_store, world_dir / "warm"), s))  # lazy imports, as above
+        capsys.readouterr()
     ro = _readonly_copy(fake_store, world_dir / "ro")
     before = _tree(ro)
     with as_unprivileged():

@@ -103,6 +103,8 @@ def check_out(out: Path, field: str) -> None:
 
     from scalinglab.errors import UserError
 
+    if "\x00" in str(out):
+        raise UserError(f"{field}: given {str(out)!r}; allowed: a folder path without NUL bytes")
     if out.exists() and not out.is_dir():
         raise UserError(f"{field}: given {str(out)!r}, an existing file; allowed: a folder (new or a study's)")
     base = out
@@ -119,6 +121,11 @@ def check_out(out: Path, field: str) -> None:
     except OSError as e:
         raise UserError(f"{field}: given {str(out)!r}; cannot write in {str(base)!r} ({e.strerror or e}); "
                         f"allowed: a writable folder") from None
+    db = out / "results.sqlite"
+    if db.exists() and (not db.is_file() or db.stat().st_size > 0):  # someone else's or a torn file: refuse
+        from scalinglab.store import Store
+
+        Store.open_existing(out, readonly=True).close()
 
 
 def _print_summary(console, s: dict, out: Path) -> None:

@@ -149,7 +149,7 @@ class Store:
         p = Path(folder)
         f = p if p.suffix == ".sqlite" else p / cls.FILENAME
         if not f.is_file():
-            what = "not a file" if f.exists() else f"no {cls.FILENAME} here"
+            what = f"{f.name} is not a file" if f.exists() else f"no {cls.FILENAME} here"
             raise UserError(f"{folder}: {what}; give a study output folder (e.g. runs/smoke)")
         return cls(p, readonly=readonly)
 
