@@ -666,3 +666,28 @@ def test_markup_in_description_is_printed_as_is(cwd, capsys):
     c = Console(stderr=True)
     c.print(f"[bold]x[/]: {escape('[/bold] [red] unbalanced [/]')} -> {escape('runs/[x]')}/")
     assert "[/bold] [red] unbalanced [/]" in capsys.readouterr().err
+
+
+def test_end_of_run_line_gives_each_failure_reason_once(fake_store, capsys):
+    """Item 8: "3 failed" says why, each distinct reason once with its count."""
+    import json
+
+    from scalinglab.cli.run_cmd import _print_summary
+    from rich.console import Console
+
+    s = json.loads((fake_store / "summary.json").read_text())
+    assert s["trials"]["failure_reasons"] == {"RuntimeError: out of memory": s["trials"]["failed"]}
+    _print_summary(Console(stderr=True), s, fake_store)
+    err = capsys.readouterr().err
+    assert f"{s['trials']['failed']} failed: RuntimeError: out of memory" in err
+    assert err.count("out of memory") == 1
+
+
+def test_failure_reasons_first_line_and_missing():
+    import pandas as pd
+
+    from scalinglab.analysis.summary import failure_reasons
+
+    df = pd.DataFrame({"status": ["failed", "failed", "ok", "failed", "failed"],
+                       "error": ["ValueError: x\n  File a.py", "ValueError: x\n  File b.py", None, None, "lost worker"]})
+    assert failure_reasons(df) == {"ValueError: x": 2, "(no reason recorded)": 1, "lost worker": 1}

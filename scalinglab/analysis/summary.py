@@ -77,6 +77,18 @@ def _clean(o):
     return o
 
 
+def failure_reasons(df, width: int = 200) -> dict[str, int]:
+    """{reason: count} over the failed trials of a frame; a reason is the first line of the stored
+    error (cut to `width` characters), so a traceback's tail does not make every failure distinct."""
+    from collections import Counter
+
+    errs = df.loc[df["status"] == "failed", "error"] if "error" in df else []
+    reasons = Counter((str(e).strip().splitlines() or ["(no reason recorded)"])[0][:width]
+                      if e is not None and str(e).strip() and str(e) != "nan" else "(no reason recorded)"
+                      for e in errs)
+    return dict(reasons.most_common())
+
+
 def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto",
               extra: dict | None = None) -> dict:
     from scalinglab.metric import study_metric
@@ -91,6 +103,8 @@ def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto"
     metric = study_metric(config)
     out = {"study": study_name, "metric": metric.description,
            "trials": {"total": int(len(df)), **{k: int(v) for k, v in counts.items()}}, **(extra or {})}
+    if counts.get("failed"):  # why trials failed: each distinct reason once, most frequent first
+        out["trials"]["failure_reasons"] = failure_reasons(df)
     out["random_guess_error"] = metric.random_guess
     out["metric_info"] = metric.to_dict()
     if config["data"]["name"] == "indices":  # your own data: only what the study file says about it

@@ -134,7 +134,9 @@ def _print_summary(console, s: dict, out: Path) -> None:
 
     t = s["trials"]
     say(f"trials: {t['total']} ({t.get('ok', 0)} ok, {t.get('diverged', 0)} diverged, "
-                  f"{t.get('failed', 0)} failed); wall time {s.get('wall_time_s')} s")
+        f"{t.get('failed', 0)} failed); wall time {s.get('wall_time_s')} s")
+    for reason, n in (t.get("failure_reasons") or {}).items():  # each distinct reason once
+        say(f"  {n} failed: {reason}")
     lc = s.get("learning_curve")
     if lc:
         lo, hi = lc.get("exponent_ci") or (float("nan"), float("nan"))
@@ -143,9 +145,9 @@ def _print_summary(console, s: dict, out: Path) -> None:
         if fl.get("value") is not None:
             ci = fl.get("ci90") or (float("nan"), float("nan"))
             say(f"floor ({fl['form']}): {fl['value']:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]"
-                          + (f"; planted Bayes error {s['bayes_error']:.4g}" if "bayes_error" in s else ""))
+                + (f"; planted Bayes error {s['bayes_error']:.4g}" if "bayes_error" in s else ""))
         pred = (lc.get("predictions") or [{}])[0]
         if pred:
             say(f"at {pred['data_size']:,} examples (2x): {pred['value']:.4g} "
-                          f"[{pred['lo']:.4g}, {pred['hi']:.4g}] (90% interval)")
+                f"[{pred['lo']:.4g}, {pred['hi']:.4g}] (90% interval)")
     say(f"wrote {out / 'results.sqlite'}, {out / 'summary.json'}")
