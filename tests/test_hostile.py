@@ -691,3 +691,36 @@ def test_failure_reasons_first_line_and_missing():
     df = pd.DataFrame({"status": ["failed", "failed", "ok", "failed", "failed"],
                        "error": ["ValueError: x\n  File a.py", "ValueError: x\n  File b.py", None, None, "lost worker"]})
     assert failure_reasons(df) == {"ValueError: x": 2, "(no reason recorded)": 1, "lost worker": 1}
+
+
+# --- `scalinglab fit` on large and odd tables (item 7) ---------------------------------------------
+
+def _rows_csv(path, ys_of_x, reps=50, seed=0):
+    rng = np.random.default_rng(seed)
+    xs = np.geomspace(100, 1e5, 8).round()
+    x = np.repeat(xs, reps)
+    y = ys_of_x(x) * np.exp(rng.normal(0, 0.03, x.size))
+    path.write_text("n,err\n" + "\n".join(f"{a:.0f},{b:.6g}" for a, b in zip(x, y)))
+    return path
+
+
+def test_fit_aggregates_rows_per_x(cwd, capsys):
+    p = _rows_csv(cwd / "many.csv", lambda x: 0.05 + 2 * x ** -0.4, reps=2000)  # 16,000 rows
+    assert main(["fit", str(p), "--x", "n", "--y", "err", "--form", "pow_c", "--n-boot", "200"]) == 0
+    out, err = capsys.readouterr()
+    assert "(8 points)" in out and "warning" not in err
+
+
+@pytest.mark.parametrize("shape,words", [
+    ("flat", "is flat"),
+    ("increasing", "increases with x"),
+])
+def test_fit_warns_on_flat_and_increasing_curves(cwd, capsys, shape, words):
+    f = {"flat": lambda x: 0.2 + 0 * x, "increasing": lambda x: 0.01 * x ** 0.3}[shape]
+    p = _rows_csv(cwd / f"{shape}.csv", f, reps=3)
+    if shape == "flat":  # exactly flat rows: no noise
+        xs = np.geomspace(100, 1e5, 8).round()
+        p.write_text("n,err\n" + "\n".join(f"{x:.0f},0.2" for x in xs for _ in range(3)))
+    main(["fit", str(p), "--x", "n", "--y", "err", "--form", "pow_c", "--n-boot", "20"])
+    err = capsys.readouterr().err
+    assert words in err and str(p) in err and "--y err" in err
