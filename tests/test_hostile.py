@@ -659,13 +659,59 @@ def test_report_leaves_no_temporary_file(fake_store, tmp_path, capsys, monkeypat
 
 
 def test_markup_in_description_is_printed_as_is(cwd, capsys):
-    """`[`/`]` in a description once crashed the console (rich markup)."""
-    from rich.console import Console
-    from rich.markup import escape
+    """`[`/`]` in a description once crashed the console (passed to rich as markup)."""
+    p = cwd / "study.toml"
+    p.write_text(study_text(top='name = "m"\nseeds = 1\ndescription = "[/bold] [red] unbalanced [/]"'))
+    assert main(["run", str(p), "--no-progress", "--out", "out[x]"]) == 0
+    err = capsys.readouterr().err
+    assert "[/bold] [red] unbalanced [/] -> out[x]/" in err and "Traceback" not in err
 
-    c = Console(stderr=True)
-    c.print(f"[bold]x[/]: {escape('[/bold] [red] unbalanced [/]')} -> {escape('runs/[x]')}/")
-    assert "[/bold] [red] unbalanced [/]" in capsys.readouterr().err
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 48 kB or 200 kB filesystem (tmpfs; needs root): a disk that fills up."""
+    import subprocess
+
+    mounted = []
+
+    def make(size: str) -> Path:
+        d = tmp_path / f"fs{len(mounted)}"
+        d.mkdir()
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)], capture_output=True)
+        if r.returncode:
+            pytest.skip("cannot mount a small tmpfs here")
+        mounted.append(d)
+        return d
+
+    yield make
+    for d in mounted:
+        if subprocess.run(["umount", str(d)], capture_output=True).returncode:
+            subprocess.run(["umount", "-l", str(d)], capture_output=True)  # still busy: detach it
+
+
+def test_full_disk_at_start_writes_nothing(cwd, capsys, small_fs):
+    fs = small_fs("48k")
+    p = cwd / "study.toml"
+    p.write_text(study_text())
+    rc = main(["run", str(p), "--no-progress", "--out", str(fs / "out")])
+    one_line_error(capsys, rc, "full")
+    assert list(fs.iterdir()) == []
+
+
+def test_full_disk_mid_run_keeps_the_store_consistent(cwd, capsys, small_fs):
+    fs = small_fs("200k")
+    p = cwd / "study.toml"
+    p.write_text(study_text(data=data(sizes="{ min = 16, max = 512 }"), top='name = "h"\nseeds = 3',
+                            model='family = "mlp"\nwidths = [8, 16]\ndepths = [1]',
+                            train="max_epochs = 30\npatience = 100"))
+    rc = main(["run", str(p), "--no-progress", "--out", str(fs / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("scalinglab: error: ") and "full" in err
+    c = sqlite3.connect(f"file:{fs / 'out' / 'results.sqlite'}?mode=ro", uri=True)
+    n, ids = c.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM trials").fetchone()
+    assert n == ids and c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    c.close()
 
 
 def test_end_of_run_line_gives_each_failure_reason_once(fake_store, capsys):

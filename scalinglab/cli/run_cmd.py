@@ -65,7 +65,7 @@ def run(args) -> int:
     check_out(out, "--out" if args.out else f"{source}: name (the output folder runs/{study.name})")
     console = Console(stderr=True)
     # names, descriptions and paths are the user's text, not rich markup ("[x]" would crash or vanish)
-    console.print(f"[bold]{escape(study.name)}[/]: {escape(study.description or source)} -> {escape(str(out))}/")
+    header = f"[bold]{escape(study.name)}[/]: {escape(study.description or source)} -> {escape(str(out))}/"
 
     from scalinglab.cli.progress import StudyProgress
     from scalinglab.runner import run_study
@@ -81,7 +81,8 @@ def run(args) -> int:
         os.environ["SCALINGLAB_BATCHED"] = "0"  # read by make_backend, here and in spawned workers
     summary = run_study(study, out, source=source, backend=args.backend, workers=args.workers,
                         device=args.device, progress=progress, form=args.form,
-                        log=console.print, backend_options=ray_opts, retry_failed=args.retry_failed)
+                        log=console.print, backend_options=ray_opts, retry_failed=args.retry_failed,
+                        on_open=lambda: console.print(header))
     _print_summary(console, summary, out)
     from scalinglab.report import write_report
 

@@ -7,6 +7,7 @@ written) and the options it accepts with their defaults (so unknown options are 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -166,10 +167,14 @@ def load(name: str, options: dict | None = None, *, where: str = "study") -> Dat
             ds = None
     if ds is None:
         ds = DATASETS[name].make(**options)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
         arrays = {k: getattr(ds, k) for k in ("x_train", "y_train", "x_dev", "y_dev", "x_test", "y_test")}
-        np.savez(tmp, **arrays, n_classes=ds.n_classes, meta=json.dumps(ds.meta))
-        os.replace(tmp, path)  # atomic: concurrent workers never read a half-written file
+        try:  # the disk cache only saves time: a read-only or full cache folder is not an error
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(tmp, **arrays, n_classes=ds.n_classes, meta=json.dumps(ds.meta))
+            os.replace(tmp, path)  # atomic: concurrent workers never read a half-written file
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
     _MEMO[key] = ds
     return ds

@@ -73,6 +73,19 @@ def _retry(fn, tries: int = 50):
             time.sleep(0.05 * (1 + i % 10))
 
 
+def _remove_made(made: list[Path]) -> None:
+    """Remove the store file (and its -wal/-shm) and the folders that one Store() call created."""
+    import contextlib
+
+    for p in made:  # the file first, then its folders, innermost first
+        with contextlib.suppress(OSError):
+            if p.suffix == ".sqlite":
+                for q in (p, p.with_name(p.name + "-wal"), p.with_name(p.name + "-shm")):
+                    q.unlink(missing_ok=True)
+            else:
+                p.rmdir()
+
+
 def _connect_ro(path: Path) -> sqlite3.Connection:
     """Open `path` read-only. Reading a WAL database needs its -shm file; in a read-only folder, where
     none can be made, it is opened as immutable (nobody can be writing it there)."""
@@ -100,6 +113,7 @@ class Store:
         path = Path(path)
         self.path = path / self.FILENAME if path.suffix != ".sqlite" else path
         self.readonly, self.conn = readonly, None
+        made = [] if readonly else [p for p in (self.path, *self.path.parents) if not p.exists()]
         try:
             if readonly:
                 self.conn = _connect_ro(self.path)
@@ -115,10 +129,12 @@ class Store:
         except sqlite3.DatabaseError as e:  # corrupt, not a database, read-only, disk full
             if self.conn is not None:
                 self.conn.close()
+            _remove_made(made)  # nothing partial: a store this call began and could not finish goes
             raise UserError(f"{self.path}: cannot {'read' if readonly else 'open'} the results store ({e}); "
                             f"allowed: a scalinglab results.sqlite in a writable folder (or a folder without "
                             f"one; choose it with --out)") from None
         except OSError as e:
+            _remove_made(made)
             raise UserError(f"{self.path.parent}: cannot create the output folder ({e.strerror or e}); "
                             f"allowed: a writable folder (choose it with --out)") from None
 
