@@ -7,6 +7,9 @@ allowed; `load_study` also checks the size range against the data pool before an
 
 from __future__ import annotations
 
+import json
+import math
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -14,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from scalinglab.errors import UserError
+from scalinglab.errors import UserError, show
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -217,9 +220,14 @@ class SearchConfig(_Strict):
             raise ValueError("give factor and levels together")
         if self.levels is not None and len(self.levels) < 2:
             raise ValueError("levels needs at least 2 values")
-        if self.lrs is not None and (not self.lrs or any(v <= 0 for v in self.lrs)):
-            raise ValueError("lrs must be positive learning rates")
         return self
+
+    @field_validator("lrs")
+    @classmethod
+    def _lrs(cls, v):
+        if v is not None and (not v or any(not 0 < x <= 10 for x in v)):
+            raise ValueError("a non-empty list of learning rates in (0, 10]")
+        return v
 
     def lr_grid(self, lr: float) -> list[float]:
         return sorted(self.lrs) if self.lrs else [lr / 3, lr, lr * 3]
@@ -263,9 +271,16 @@ class ResourcesConfig(_Strict):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+# A study name becomes the folder runs/<name>/ and is printed and put in reports: a plain slug only
+# (no "/", "..", NUL, absolute paths, 300-character names). `--out` is the way to choose a folder.
+NAME_RE = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,99}")
+NAME_ALLOWED = ("letters, digits, '-', '_' and '.', not starting with '.', at most 100 characters "
+                "(choose the output folder with --out)")
+
+
 class Study(_Strict):
-    name: str = Field(min_length=1)
-    description: str = ""
+    name: str
+    description: str = Field("", max_length=10_000)
     seeds: int = Field(3, gt=0, le=100)
     metric: Literal["error"] | MetricConfig = "error"  # a [metric] table with your own trainer
     data: DataConfig
@@ -274,6 +289,13 @@ class Study(_Strict):
     search: SearchConfig = SearchConfig()
     aux: AuxConfig | None = None  # auxiliary data of a weighting study
     resources: ResourcesConfig = ResourcesConfig()  # per group on a Ray cluster
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v):
+        if not NAME_RE.fullmatch(v):
+            raise ValueError(NAME_ALLOWED)
+        return v
 
     @model_validator(mode="after")
     def _grid(self):
@@ -324,7 +346,7 @@ def _one_line(where: str, err: ValidationError, raw: dict) -> UserError:
         if rest and key in given:
             return UserError(f"{where}: {field}.{key}: {rest}")
         return UserError(f"{where}: {field}: {msg}")
-    return UserError(f"{where}: {field}: given {given!r}; allowed: {msg}")
+    return UserError(f"{where}: {field}: given {show(given)}; allowed: {msg}")
 
 
 def parse_study(text: str, where: str, base_dir=None) -> Study:
@@ -405,11 +427,74 @@ def _check_user_trainer(study: Study, where: str) -> None:
                             f"executable: chmod +x it, or run it through its interpreter, e.g. [\"python\", ...])")
 
 
+OPTIMIZERS = ("adam", "adamw", "sgd")  # train/trial.py make_optimizer
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_levels(study: Study, where: str) -> None:
+    """Factor levels are trained as given: each must be a value the built-in loop accepts (an unknown
+    optimizer trained as Adam, a negative lr as gradient ascent, before this check)."""
+    f, levels = study.search.factor, study.search.levels
+    if f is None:
+        return
+    field = "search.levels"
+    for v in levels:
+        if f == "optimizer" and not study.train.user and v not in OPTIMIZERS:
+            raise UserError(f"{where}: {field}: given {show(v)} for factor optimizer; allowed: "
+                            f"{', '.join(OPTIMIZERS)}")
+        if f == "lr" and not (_is_num(v) and 0 < v <= 10):
+            raise UserError(f"{where}: {field}: given {show(v)} for factor lr; allowed: learning rates in (0, 10]")
+        if f == "weight_decay" and not (_is_num(v) and v >= 0):
+            raise UserError(f"{where}: {field}: given {show(v)} for factor weight_decay; allowed: numbers >= 0")
+        if f == "batch_size" and not (isinstance(v, int) and not isinstance(v, bool) and v > 0):
+            raise UserError(f"{where}: {field}: given {show(v)} for factor batch_size; allowed: integers > 0")
+        if f == "batchnorm" and not isinstance(v, bool):
+            raise UserError(f"{where}: {field}: given {show(v)} for factor batchnorm; allowed: true, false")
+    if len({json.dumps(v, sort_keys=True) for v in levels}) != len(levels):
+        raise UserError(f"{where}: {field}: given {show(list(levels))}; allowed: distinct levels")
+
+
+def _check_sizes(study: Study, where: str) -> None:
+    """A built-in family's size tables hold only its knobs, each a positive integer (`widht = 64` was
+    ignored and the default width built)."""
+    from scalinglab.models.registry import FAMILIES
+
+    entry = FAMILIES.get(study.model.family)
+    if entry is None:
+        return
+    for i, size in enumerate(study.model.sizes or ()):
+        for k, v in size.items():
+            if k not in entry.knobs:
+                raise UserError(f"{where}: model.sizes[{i}].{k}: unknown key for family {entry.name!r} "
+                                f"(given {show(v)}); allowed: {', '.join(entry.knobs)}")
+            if not (isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1_000_000):
+                raise UserError(f"{where}: model.sizes[{i}].{k}: given {show(v)}; allowed: an integer in "
+                                f"1..1000000")
+    ref = study.search.reference
+    if ref is not None:
+        for k, v in ref.items():
+            if k != "lr" and k not in entry.knobs:
+                raise UserError(f"{where}: search.reference.{k}: unknown key for family {entry.name!r} "
+                                f"(given {show(v)}); allowed: {', '.join(entry.knobs)}, lr")
+        if "lr" in ref and not (_is_num(ref["lr"]) and 0 < ref["lr"] <= 10):
+            raise UserError(f"{where}: search.reference.lr: given {show(ref['lr'])}; allowed: a learning rate "
+                            f"in (0, 10]")
+        knobs = {k: v for k, v in ref.items() if k != "lr"}
+        if knobs and not any(all(s.get(k) == v for k, v in knobs.items()) for s in study.model.size_grid()):
+            raise UserError(f"{where}: search.reference: given {show(knobs)}; allowed: one of the listed "
+                            f"model sizes")
+
+
 def _check_against_registries(study: Study, where: str) -> None:
     from scalinglab.data.registry import pool_size
     from scalinglab.models.registry import family
 
     _check_user_trainer(study, where)
+    _check_levels(study, where)
+    _check_sizes(study, where)
     if study.train.user:
         n_pool = study.data.options["pool_size"]
         if study.sizes()[-1] > n_pool:
@@ -430,6 +515,16 @@ def _check_against_registries(study: Study, where: str) -> None:
     if sizes[-1] > n_pool:
         raise UserError(f"{where}: data.sizes: given a largest size of {sizes[-1]}; allowed: at most the "
                         f"train pool of {study.data.name!r}, {n_pool} examples")
+    if study.model.factory is not None:  # the factory once, on the data's shape (models/factory.py smoke)
+        from scalinglab.data.registry import load
+        from scalinglab.models.factory import smoke
+
+        ds = load(study.data.name, study.data.options, where=where)
+        try:
+            smoke(study.model.factory, study.model.size_grid()[0], ds.input_shape, ds.n_classes,
+                  study.model.sys_path)
+        except UserError as e:
+            raise UserError(f"{where}: {e}") from None
     if study.aux is not None:  # weighting study: the auxiliary set must exist and fit its pool
         aux_pool = pool_size(study.aux.name, study.aux.options, where)
         need = study.aux.n_aux(sizes[-1])
@@ -448,4 +543,22 @@ def load_study(arg: str | None) -> tuple[Study, str]:
         raise UserError(f"{arg}: no such study file or preset; presets: {', '.join(preset_names())}")
     if path.is_dir():
         raise UserError(f"{arg}: is a folder; give a study .toml file or a preset name")
-    return parse_study(path.read_text(), str(path), base_dir=path.parent), str(path)
+    if not path.is_file():  # a FIFO would block the read forever, a device never end
+        raise UserError(f"{arg}: not a regular file; give a study .toml file or a preset name")
+    try:
+        with open(path, "rb") as f:
+            blob = f.read(MAX_STUDY_BYTES + 1)
+    except OSError as e:
+        raise UserError(f"{arg}: cannot read the study file ({e.strerror or e})") from None
+    if len(blob) > MAX_STUDY_BYTES:
+        raise UserError(f"{arg}: larger than {MAX_STUDY_BYTES // 1000} kB; a study file is a short TOML text")
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{arg}: not a text file (not UTF-8 at byte {e.start}); give a study .toml file") from None
+    if "\x00" in text:
+        raise UserError(f"{arg}: not a text file (it holds NUL bytes); give a study .toml file")
+    return parse_study(text, str(path), base_dir=path.parent), str(path)
+
+
+MAX_STUDY_BYTES = 1_000_000

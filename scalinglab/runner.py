@@ -35,13 +35,15 @@ def machine_info(device: str) -> dict:
 def run_study(study: Study, out: Path, *, source: str = "", backend: str = "local", workers: int = 1,
               device: str | None = None, progress=None, form: str = "auto", log=None,
               backend_options: dict | None = None, retry_failed: bool = False, batched: bool = True,
-              threads: int | None = None) -> dict:
+              threads: int | None = None, on_open=None) -> dict:
     """Run (or resume) `study` into folder `out`; returns the summary dict.
 
     progress: an object with `start(total, done, todo)`, `advance(spec, result)`, `stop()` (or None).
     log: called with one-line messages (default: stderr).
     backend_options: passed to `make_backend` (ray: address, num_cpus, num_gpus); for the ray backend
     they override the study's [resources].
+    on_open: called once the store is open (the CLI prints its header then, so a store that cannot be
+    opened is one line and nothing else).
     retry_failed: run again the stored trials whose status is "failed" (an exception or a lost worker,
     not a diverged model); each new result replaces the failed row when it is committed, so a kill
     during the retry loses nothing.
@@ -66,52 +68,56 @@ def run_study(study: Study, out: Path, *, source: str = "", backend: str = "loca
         torch.set_num_threads(threads)
         try:
             return run_study(study, out, source=source, backend=be, workers=workers, device=device,
-                             progress=progress, form=form, log=log, retry_failed=retry_failed)
+                             progress=progress, form=form, log=log, retry_failed=retry_failed, on_open=on_open)
         finally:
             torch.set_num_threads(before)
     out = Path(out)
     store = Store(out)
-    t0 = time.time()
-    store.begin_study(study.name, study.to_dict(), source, info=machine_info(device))
-    search = make_search(study)
-    results = store.result_index()
-    if retry_failed:
-        failed = [k for k, r in results.items() if r["status"] == "failed"]
-        for k in failed:
-            del results[k]
-        log(f"retrying {len(failed)} failed trials")
-    already = len(results)
-    if already:
-        log(f"resuming: {already} trials already in the store, {search.estimate_total()} planned")
-    started = False
-    try:
-        # Each round asks the search what to run next given everything stored (resumable by design).
-        while todo := [(s, t) for s, t in search.next_trials(results) if trial_id(s) not in results]:
-            # Readers (status, report) of a run in progress or killed see this configuration's trials.
-            store.set_current(study.name, {trial_id(s) for s, _ in search.planned(results)})
-            if progress and not started:
-                progress.start(max(search.estimate_total(), already + len(todo)), already, todo)
-                started = True
-            elif progress:
-                progress.extend(len(todo))
-            tags = {trial_id(s): t for s, t in todo}
-            for s, _ in todo:  # a user trainer's per-trial work folders (not part of the trial id)
-                if "env" in s:
-                    s["env"]["trials_dir"] = str(out.resolve() / "trials")
-            for spec, result in be.map([s for s, _ in todo], device):
-                store.add(study.name, spec, result, tags[result["id"]])  # committed before the next is scheduled
-                results[result["id"]] = result
-                if progress:
-                    progress.advance(spec, result)
+    if on_open:
+        on_open()
+    try:  # the store is closed however the run ends (a full disk, an interrupt)
+        t0 = time.time()
+        store.begin_study(study.name, study.to_dict(), source, info=machine_info(device))
+        search = make_search(study)
+        results = store.result_index()
+        if retry_failed:
+            failed = [k for k, r in results.items() if r["status"] == "failed"]
+            for k in failed:
+                del results[k]
+            log(f"retrying {len(failed)} failed trials")
+        already = len(results)
+        if already:
+            log(f"resuming: {already} trials already in the store, {search.estimate_total()} planned")
+        started = False
+        try:
+            # Each round asks the search what to run next given everything stored (resumable by design).
+            while todo := [(s, t) for s, t in search.next_trials(results) if trial_id(s) not in results]:
+                # Readers (status, report) of a run in progress or killed see this configuration's trials.
+                store.set_current(study.name, {trial_id(s) for s, _ in search.planned(results)})
+                if progress and not started:
+                    progress.start(max(search.estimate_total(), already + len(todo)), already, todo)
+                    started = True
+                elif progress:
+                    progress.extend(len(todo))
+                tags = {trial_id(s): t for s, t in todo}
+                for s, _ in todo:  # a user trainer's per-trial work folders (not part of the trial id)
+                    if "env" in s:
+                        s["env"]["trials_dir"] = str(out.resolve() / "trials")
+                for spec, result in be.map([s for s, _ in todo], device):
+                    store.add(study.name, spec, result, tags[result["id"]])  # committed before the next is scheduled
+                    results[result["id"]] = result
+                    if progress:
+                        progress.advance(spec, result)
+        finally:
+            if progress and started:
+                progress.stop()
+        store.set_current(study.name, {trial_id(s) for s, _ in search.planned(results)})
+        prev = next((s["info"] for s in store.studies() if s["name"] == study.name), {})
+        wall = prev.get("wall_time_total", 0.0) + (time.time() - t0)
+        store.update_study_info(study.name, wall_time_total=wall, last_run_wall_time=time.time() - t0)
+        summary = summarize(store, study.name, study.to_dict(), form=form,
+                            extra={"wall_time_s": round(wall, 1), "device": device})
+        write_summary(out, summary)
     finally:
-        if progress and started:
-            progress.stop()
-    store.set_current(study.name, {trial_id(s) for s, _ in search.planned(results)})
-    prev = next((s["info"] for s in store.studies() if s["name"] == study.name), {})
-    wall = prev.get("wall_time_total", 0.0) + (time.time() - t0)
-    store.update_study_info(study.name, wall_time_total=wall, last_run_wall_time=time.time() - t0)
-    summary = summarize(store, study.name, study.to_dict(), form=form,
-                        extra={"wall_time_s": round(wall, 1), "device": device})
-    write_summary(out, summary)
-    store.close()
+        store.close()
     return summary

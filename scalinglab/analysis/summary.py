@@ -6,6 +6,7 @@ Reads only from the store (reports and re-summaries never depend on a run's memo
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,18 @@ def law_dict(fit, largest: int) -> dict:
     return jsonable(d)
 
 
+def failure_reasons(df, width: int = 200) -> dict[str, int]:
+    """{reason: count} over the failed trials of a frame; a reason is the first line of the stored
+    error (cut to `width` characters), so a traceback's tail does not make every failure distinct."""
+    from collections import Counter
+
+    errs = df.loc[df["status"] == "failed", "error"] if "error" in df else []
+    reasons = Counter((str(e).strip().splitlines() or ["(no reason recorded)"])[0][:width]
+                      if e is not None and str(e).strip() and str(e) != "nan" else "(no reason recorded)"
+                      for e in errs)
+    return dict(reasons.most_common())
+
+
 def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto",
               extra: dict | None = None) -> dict:
     from scalinglab.metric import study_metric
@@ -79,6 +92,8 @@ def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto"
     metric = study_metric(config)
     out = {"study": study_name, "metric": metric.description,
            "trials": {"total": int(len(df)), **{k: int(v) for k, v in counts.items()}}, **(extra or {})}
+    if counts.get("failed"):  # why trials failed: each distinct reason once, most frequent first
+        out["trials"]["failure_reasons"] = failure_reasons(df)
     out["random_guess_error"] = metric.random_guess
     out["metric_info"] = metric.to_dict()
     if config["data"]["name"] == "indices":  # your own data: only what the study file says about it
@@ -161,7 +176,10 @@ def compare_levels(levels: dict, y0: float | None = None) -> dict:
 
 def write_summary(folder: Path, summary: dict) -> Path:
     path = Path(folder) / "summary.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(path)  # never a half-written summary
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per writer (concurrent runs)
+    try:
+        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.replace(path)  # never a half-written summary
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
+import sys
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Iterable, Iterator
 
 from scalinglab.errors import UserError
 from scalinglab.train.packing import MAX_GROUP
+from scalinglab.train.result import failed_result
 from scalinglab.train.runners import plan_units, run_unit
+from scalinglab.train.trial import trial_id
 
 
 class InProcessBackend:
@@ -29,14 +35,39 @@ class InProcessBackend:
             yield from zip(unit, run_unit(unit, device))
 
 
-def _init_worker(threads: int):
+def _init_worker(threads: int, started=None, parent: int | None = None):
+    global _STARTED
+    if sys.platform.startswith("linux"):  # the kernel kills this worker when scalinglab dies (kill -9 too)
+        from scalinglab.train.user import _die_with_parent
+
+        _die_with_parent()
+        if parent is not None and os.getppid() != parent:  # it died while this one was starting up
+            os._exit(1)
     import torch
 
     torch.set_num_threads(threads)  # N workers x 1 thread beats N workers fighting over all cores
+    _STARTED = started
+
+
+_STARTED = None  # in a worker: the queue on which it says which unit it starts (see ProcessPoolBackend)
+
+
+def _run_tracked(key: int, unit: list[dict], device: str) -> list[dict]:
+    if _STARTED is not None:
+        _STARTED.put((key, os.getpid()))
+    return run_unit(unit, device)
+
+
+LOST = ("lost worker: its process died while training this unit (killed, or out of memory); "
+        "--retry-failed runs it again")
 
 
 class ProcessPoolBackend:
-    """Trials in N worker processes (spawned: forking a process that has started torch threads can hang)."""
+    """Trials in N worker processes (spawned: forking a process that has started torch threads can hang).
+
+    Workers die with scalinglab (PR_SET_PDEATHSIG on Linux: no orphans after a kill -9). A worker that
+    dies alone breaks the pool: the units it was running are recorded as failed (LOST), the others in
+    flight or queued go to a fresh pool, and the run goes on."""
 
     name = "pool"
 
@@ -48,24 +79,61 @@ class ProcessPoolBackend:
         specs = list(specs)
         # With fewer groups than workers, smaller groups keep every worker busy.
         units = plan_units(specs, device, self.batched,
-                       max(1, min(self.max_group, -(-len(specs) // self.workers))))
+                           max(1, min(self.max_group, -(-len(specs) // self.workers))))
+        todo = deque(enumerate(units))
+        while todo:
+            lost = yield from self._pool(todo, device)
+            for unit in lost:
+                yield from ((s, failed_result(trial_id(s), LOST, device)) for s in unit)
+
+    def _pool(self, todo: deque, device: str):
+        """Run units from `todo` in one pool until it is empty or the pool breaks; returns the units
+        lost with a dead worker (the rest of the broken pool's units are put back on `todo`)."""
+        ctx = mp.get_context("spawn")
+        started = ctx.SimpleQueue()
         threads = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
-        with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(threads,)) as ex:
+        ex = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(threads, started, os.getpid()))
+        procs = getattr(ex, "_processes", None)  # pid -> Process (CPython), to see which one died
+        pending, broken = {}, False
+        try:
             # Keep at most 2 units per worker queued so an interrupt loses little and order stays near plan order.
-            it, pending = iter(units), {}
-            for unit in it:
-                pending[ex.submit(run_unit, unit, device)] = unit
-                if len(pending) >= 2 * self.workers:
-                    break
-            while pending:
+            while todo and len(pending) < 2 * self.workers:
+                key, unit = todo.popleft()
+                pending[ex.submit(_run_tracked, key, unit, device)] = (key, unit)
+            while pending and not broken:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for f in done:
-                    unit = pending.pop(f)
-                    yield from zip(unit, f.result())
-                    nxt = next(it, None)
-                    if nxt is not None:
-                        pending[ex.submit(run_unit, nxt, device)] = nxt
+                    try:
+                        results = f.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        continue
+                    key, unit = pending.pop(f)
+                    yield from zip(unit, results)
+                    if todo and not broken:
+                        k, u = todo.popleft()
+                        pending[ex.submit(_run_tracked, k, u, device)] = (k, u)
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+        if not broken:
+            return []
+        for f, (k, u) in list(pending.items()):  # finished before the break: their results stand
+            if f.done() and not f.cancelled() and f.exception() is None:
+                del pending[f]
+                yield from zip(u, f.result())
+        where = {}
+        while not started.empty():
+            k, pid = started.get()
+            where[k] = pid
+        # The worker that died first was not terminated by the executor (that is SIGTERM for the rest).
+        dead = {pid for pid, p in (procs or {}).items() if p.exitcode not in (None, 0, -signal.SIGTERM)}
+        running = [(k, u) for k, u in pending.values() if k in where]
+        # unknown which: all that ran; none ran (workers that cannot start): all, or this would loop
+        lost = [(k, u) for k, u in running if where[k] in dead] or running or list(pending.values())
+        lost_keys = {k for k, _ in lost}
+        todo.extendleft(reversed([(k, u) for k, u in pending.values() if k not in lost_keys]))
+        return [u for _, u in lost]
 
 
 def make_backend(name: str = "local", workers: int = 1, *, batched: bool = True,

@@ -61,7 +61,7 @@ def run(args) -> int:
         df.to_csv(sys.stdout, index=False)
     elif csv is not None:
         path = Path(csv or folder / "trials.csv")
-        df.to_csv(path, index=False)
+        write_atomic(path, df.to_csv(index=False), "--csv")
         print(f"wrote {len(df)} trials to {path}", file=sys.stderr)
     if args.parquet is not None:
         path = Path(args.parquet or folder / "trials.parquet")
@@ -74,3 +74,25 @@ def run(args) -> int:
         print(f"mlflow: {r['uri']} experiment {r['experiment']!r}: study run {r['parent_run_id']}, "
               f"{r['added']} trial runs added, {r['skipped']} already there", file=sys.stderr)
     return 0
+
+
+def write_atomic(path: Path, text: str, field: str) -> None:
+    """Write `text` to `path` whole or not at all (a per-writer temporary file, renamed; removed on
+    failure); an unwritable place is one line."""
+    import os
+
+    from scalinglab.errors import UserError
+
+    if path.is_dir():
+        raise UserError(f"{field}: given {str(path)!r}, a folder; allowed: a file path")
+    if not path.parent.is_dir():
+        raise UserError(f"{field}: given {str(path)!r}; its folder {str(path.parent)!r} does not exist; "
+                        f"allowed: a file in an existing folder")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{field}: cannot write {str(path)!r} ({e.strerror or e}); allowed: a writable "
+                        f"place, or --csv - for stdout") from None

@@ -75,6 +75,8 @@ def _predict_at(text):
 
 
 def run(args) -> int:
+    import sys
+
     from scalinglab.errors import UserError, bad_value
     from scalinglab.fit import fit_curve
 
@@ -85,19 +87,21 @@ def run(args) -> int:
     xs = _predict_at(args.predict) if args.predict else []
     df = _read(args)
     groups = [(None, df)] if args.group is None else list(df.groupby(args.group, sort=True))
-    out = []
+    out, warnings = [], []
     for key, g in groups:
-        where = "" if key is None else f"group {args.group}={key}: "
+        where = f"scalinglab fit: {args.csv}: " + ("" if key is None else f"group {args.group}={_plain(key)}: ")
+        x, y, w, seeds = aggregate(g, args, where)
+        warnings += [where + msg for msg in shape_warnings(x, y, args.y)]
         try:
-            res = fit_curve(g[args.x].to_numpy(), g[args.y].to_numpy(), form=args.form,
-                            weights=None if args.weights is None else g[args.weights].to_numpy(),
-                            y0=args.y0, n_boot=args.n_boot, interval=args.interval,
-                            robust=args.robust, seed=args.seed)
+            res = fit_curve(x, y, form=args.form, weights=w, groups_y=seeds, y0=args.y0, n_boot=args.n_boot,
+                            interval=args.interval, robust=args.robust, seed=args.seed)
         except UserError as e:
             raise UserError(f"{where}{e}") from None
         pred = res.predict(xs, interval=args.interval) if xs else None
         out.append((key, res, pred))
 
+    for msg in warnings:
+        print(f"warning: {msg}", file=sys.stderr)
     if args.json:
         doc = {"groups": [{"group": None if k is None else _plain(k), "fit": r.to_dict(),
                            "predictions": p.to_dict() if p is not None else None}
@@ -114,6 +118,68 @@ def run(args) -> int:
                       f"[{lo:.4g}, {hi:.4g}]")
         print()
     return 0
+
+
+MAX_SEED_VALUES = 64  # values kept per x for the seed-level bootstrap (quantiles: the spread, not the rows)
+
+
+def aggregate(g, args, where):
+    """One point per distinct x: the median y (the engine's bootstrap is median-based), the number of
+    rows behind it as its weight (x the mean given weight), and up to MAX_SEED_VALUES quantiles of its
+    rows' y as their spread, which the bootstrap resamples. A million rows at 20 sizes fit as 20
+    points. Bad values are named by file and column (no NumPy reprs)."""
+    import numpy as np
+
+    from scalinglab.errors import bad_value
+
+    cols = [args.x, args.y] + ([args.weights] if args.weights else [])
+    d = g[cols].dropna(how="all")
+    for flag, col in (("x", args.x), ("y", args.y), ("weights", args.weights)):
+        if col is None:
+            continue
+        v = d[col].to_numpy(float)
+        bad = ~np.isfinite(v)
+        if bad.any():
+            raise bad_value(where.rstrip(": "), f"--{flag} {col}", v[bad][0], "finite numbers (no empty cells, "
+                            "NaN or inf)")
+        if flag == "x" and (v <= 0).any():
+            raise bad_value(where.rstrip(": "), f"--x {col}", v[v <= 0][0], "data sizes > 0")
+        if flag == "y" and (v <= 0).any():
+            raise bad_value(where.rstrip(": "), f"--y {col}", v[v <= 0][0], "errors > 0 (fitted in log space)")
+        if flag == "weights" and (v <= 0).any():
+            raise bad_value(where.rstrip(": "), f"--weights {col}", v[v <= 0][0], "numbers > 0")
+    n_x = d[args.x].nunique()
+    if n_x < 4:
+        raise bad_value(where.rstrip(": "), f"--x {args.x}", f"{n_x} distinct values", "at least 4 distinct "
+                        "data sizes")
+    by = d.groupby(args.x, sort=True)[args.y]
+    x = np.asarray(by.median().index, float)
+    y = by.median().to_numpy(float)
+    n = by.size().to_numpy(float)
+    w = n * (d.groupby(args.x, sort=True)[args.weights].mean().to_numpy(float) if args.weights else 1.0)
+    if n.max() <= 1:  # one row per x: as given (no seed-level spread to resample)
+        return x, y, w, None
+    q = np.linspace(0, 1, MAX_SEED_VALUES)
+    seeds = [v if v.size <= MAX_SEED_VALUES else np.quantile(v, q)
+             for v in (np.sort(a) for a in by.apply(lambda s: s.to_numpy(float)))]
+    return x, y, w, seeds
+
+
+def shape_warnings(x, y, ycol) -> list[str]:
+    """A learning curve falls with data. Say so when this one is flat (its floor and exponent are then
+    not identified) or rises (more data hurt: a bug, a wrong column, a leak?)."""
+    import numpy as np
+
+    lx, ly = np.log(x), np.log(y)
+    slope = np.polyfit(lx, ly, 1)[0]
+    spread = (y.max() - y.min()) / np.median(y)
+    if spread < 0.02:
+        return [f"--y {ycol} is flat (it varies by {spread:.1%} over x {x.min():g}..{x.max():g}): the fit's "
+                f"floor and exponent are not meaningful"]
+    if slope > 0 and y[-1] > y[0]:
+        return [f"--y {ycol} increases with x (log-log slope {slope:+.2f}): a learning curve falls with more "
+                f"data; check the columns (--x, --y) and the runs"]
+    return []
 
 
 def _plain(v):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sqlite3
 import sys
 
 from scalinglab.errors import UserError
@@ -50,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _environment_fault(e: BaseException) -> bool:
+    import errno
+
+    if isinstance(e, sqlite3.OperationalError):
+        return any(w in str(e) for w in ("disk is full", "readonly database", "disk I/O error",
+                                         "unable to open database"))
+    return getattr(e, "errno", None) in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -68,6 +78,14 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (OSError, sqlite3.OperationalError) as e:
+        # The machine, not the input: a full disk, a read-only or vanished folder. Finished trials are
+        # committed one by one, so the store stays consistent; anything else is a bug (traceback).
+        if args.debug or not _environment_fault(e):
+            raise
+        print(f"scalinglab: error: {' '.join(str(e).split())} (finished trials are in the store; free the "
+              f"space or fix the folder and rerun to resume)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("scalinglab: interrupted; finished trials are in the store, rerun to resume",
               file=sys.stderr)

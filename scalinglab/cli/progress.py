@@ -5,6 +5,7 @@ from __future__ import annotations
 from scalinglab.models.registry import size_label
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
@@ -17,7 +18,7 @@ def _size(spec: dict) -> str:
 class StudyProgress:
     def __init__(self, title: str, console: Console | None = None):
         self.console = console or Console(stderr=True)
-        self.title = title
+        self.title = escape(title)  # the description column is rich markup
         # The current trial goes last: on a narrow terminal it is what gets cut, not the ETA.
         self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
                             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
@@ -43,7 +44,7 @@ class StudyProgress:
             now += f" {result['min_dev_error']:.3f}"
         else:
             self.bad += 1
-            self.console.print(f"[yellow]trial {result['id']} {result['status']}: {result.get('error')}")
+            self.console.print(f"[yellow]trial {result['id']} {result['status']}: {escape(str(result.get('error')))}")
         self.bar.update(self.task, advance=1, now=now)
 
     def stop(self):

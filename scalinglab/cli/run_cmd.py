@@ -36,6 +36,7 @@ def register(p):
 
 def run(args) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from scalinglab.config import load_study
     from scalinglab.errors import UserError
@@ -53,10 +54,18 @@ def run(args) -> int:
         raise UserError(f"--threads: given {args.threads}; allowed: 1 or more")
     from scalinglab.train.trial import resolve_device
 
-    device = resolve_device(args.device or study.train.device)  # once: an unusable device fails here
+    device = resolve_device(args.device or study.train.device,  # once: an unusable device fails here
+                            "--device" if args.device else f"{source}: train.device")
+    from scalinglab.fit.laws import LAWS
+
+    forms = ["auto", *(f for f in LAWS if f != "model_size")]
+    if args.form not in forms:  # checked before training, not after it
+        raise UserError(f"--form: given {args.form!r}; allowed: {', '.join(forms)}")
     out = Path(args.out) if args.out else Path("runs") / study.name
+    check_out(out, "--out" if args.out else f"{source}: name (the output folder runs/{study.name})")
     console = Console(stderr=True)
-    console.print(f"[bold]{study.name}[/]: {study.description or source} -> {out}/")
+    # names, descriptions and paths are the user's text, not rich markup ("[x]" would crash or vanish)
+    header = f"[bold]{escape(study.name)}[/]: {escape(study.description or source)} -> {escape(str(out))}/"
 
     from scalinglab.cli.progress import StudyProgress
     from scalinglab.runner import run_study
@@ -65,35 +74,73 @@ def run(args) -> int:
     summary = run_study(study, out, source=source, backend=args.backend, workers=args.workers,
                         device=device, progress=progress, form=args.form, log=console.print,
                         backend_options=ray_opts, retry_failed=args.retry_failed, batched=not args.no_batch,
-                        threads=args.threads)
+                        threads=args.threads, on_open=lambda: console.print(header))
     _print_summary(console, summary, out)
     from scalinglab.report import write_report
 
     try:  # the trials and summary are safe on disk whatever happens here
-        console.print(f"report: {write_report(out)}")
+        console.print(f"report: {write_report(out)}", markup=False)
     except Exception as e:  # noqa: BLE001
         if args.debug:
             raise
-        console.print(f"[yellow]report failed ({type(e).__name__}: {e}); retry with "
-                      f"`scalinglab report {out} --debug`")
+        console.print(f"[yellow]report failed ({type(e).__name__}: {escape(str(e))}); retry with "
+                      f"`scalinglab report {escape(str(out))} --debug`")
     return 0
 
 
+def check_out(out: Path, field: str) -> None:
+    """The output folder can be made and written, before anything is trained or written: `--out`
+    naming a file, a path under a file, a read-only or missing-permission folder is one line."""
+    import os
+    import tempfile
+
+    from scalinglab.errors import UserError
+
+    if "\x00" in str(out):
+        raise UserError(f"{field}: given {str(out)!r}; allowed: a folder path without NUL bytes")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{field}: given {str(out)!r}, an existing file; allowed: a folder (new or a study's)")
+    base = out
+    while not base.exists():  # the nearest existing folder: where the first mkdir will happen
+        base = base.parent
+    if not base.is_dir():
+        raise UserError(f"{field}: given {str(out)!r}, under the file {str(base)!r}; allowed: a folder path")
+    if (base / "results.sqlite").exists() and not os.access(base / "results.sqlite", os.R_OK | os.W_OK):
+        raise UserError(f"{field}: given {str(out)!r}; its results.sqlite is not writable; allowed: a writable "
+                        f"folder")
+    try:  # a probe file, removed at once (os.access says yes to root on a read-only mount)
+        with tempfile.TemporaryFile(dir=base, prefix=".scalinglab-probe-"):
+            pass
+    except OSError as e:
+        raise UserError(f"{field}: given {str(out)!r}; cannot write in {str(base)!r} ({e.strerror or e}); "
+                        f"allowed: a writable folder") from None
+    db = out / "results.sqlite"
+    if db.exists() and (not db.is_file() or db.stat().st_size > 0):  # someone else's or a torn file: refuse
+        from scalinglab.store import Store
+
+        Store.open_existing(out, readonly=True).close()
+
+
 def _print_summary(console, s: dict, out: Path) -> None:
+    def say(text):  # plain text (paths, intervals "[a, b]"), never read as rich markup
+        console.print(text, markup=False)
+
     t = s["trials"]
-    console.print(f"trials: {t['total']} ({t.get('ok', 0)} ok, {t.get('diverged', 0)} diverged, "
-                  f"{t.get('failed', 0)} failed); wall time {s.get('wall_time_s')} s")
+    say(f"trials: {t['total']} ({t.get('ok', 0)} ok, {t.get('diverged', 0)} diverged, "
+        f"{t.get('failed', 0)} failed); wall time {s.get('wall_time_s')} s")
+    for reason, n in (t.get("failure_reasons") or {}).items():  # each distinct reason once
+        say(f"  {n} failed: {reason}")
     lc = s.get("learning_curve")
     if lc:
         lo, hi = lc.get("exponent_ci") or (float("nan"), float("nan"))
-        console.print(f"learning curve ({lc['form']}): exponent {lc['exponent']:.3f} [{lo:.3f}, {hi:.3f}]")
+        say(f"learning curve ({lc['form']}): exponent {lc['exponent']:.3f} [{lo:.3f}, {hi:.3f}]")
         fl = s.get("floor") or {}
         if fl.get("value") is not None:
             ci = fl.get("ci90") or (float("nan"), float("nan"))
-            console.print(f"floor ({fl['form']}): {fl['value']:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]"
-                          + (f"; planted Bayes error {s['bayes_error']:.4g}" if "bayes_error" in s else ""))
+            say(f"floor ({fl['form']}): {fl['value']:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]"
+                + (f"; planted Bayes error {s['bayes_error']:.4g}" if "bayes_error" in s else ""))
         pred = (lc.get("predictions") or [{}])[0]
         if pred:
-            console.print(f"at {pred['data_size']:,} examples (2x): {pred['value']:.4g} "
-                          f"[{pred['lo']:.4g}, {pred['hi']:.4g}] (90% interval)")
-    console.print(f"wrote {out / 'results.sqlite'}, {out / 'summary.json'}")
+            say(f"at {pred['data_size']:,} examples (2x): {pred['value']:.4g} "
+                f"[{pred['lo']:.4g}, {pred['hi']:.4g}] (90% interval)")
+    say(f"wrote {out / 'results.sqlite'}, {out / 'summary.json'}")

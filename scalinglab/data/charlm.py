@@ -71,7 +71,9 @@ def _windows(ids: np.ndarray, context: int, n: int, what: str) -> tuple[np.ndarr
     return np.ascontiguousarray(win[:, :-1]), np.ascontiguousarray(win[:, 1:])
 
 
-def _pool_size(n_train, **_):
+def _pool_size(n_train, context, **_):
+    if context < 1:
+        raise ValueError(f"context: given {context}; allowed: at least 1 character")
     return n_train
 
 

@@ -7,9 +7,11 @@ written) and the options it accepts with their defaults (so unknown options are 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Callable
@@ -92,11 +94,44 @@ def resolve_options(name: str, options: dict, where: str = "study") -> dict:
             f"{where}: data.options.{unknown[0]}: given {options[unknown[0]]!r}; allowed options for "
             f"{name!r}: {', '.join(sorted(entry.defaults)) or '(none)'}"
         )
+    for k, v in options.items():
+        _check_option(name, k, v, entry.defaults[k], where)
     return {**entry.defaults, **options}
 
 
+MAX_EXAMPLES = 10_000_000  # a generated set's n_train / n_dev / n_test (1e10 hung generating data)
+
+
+def _check_option(name: str, key: str, v, default, where: str) -> None:
+    """A given option has its default's type: n_train = "abc", -5 or 1e10 is refused by name."""
+    from scalinglab.errors import bad_value
+
+    field = f"data.options.{key}"
+    is_int = isinstance(v, int) and not isinstance(v, bool)
+    if isinstance(default, bool):
+        if not isinstance(v, bool):
+            raise bad_value(where, field, v, "true or false")
+    elif isinstance(default, int):
+        if key.startswith("n_") and not (is_int and 1 <= v <= MAX_EXAMPLES):
+            raise bad_value(where, field, v, f"a whole number of examples, 1 to {MAX_EXAMPLES:,}")
+        if not is_int or v < 0:
+            raise bad_value(where, field, v, "an integer >= 0")
+    elif isinstance(default, float):
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)):
+            raise bad_value(where, field, v, "a finite number")
+    elif isinstance(default, (str, list, tuple)) and not isinstance(v, type(default)):
+        raise bad_value(where, field, v, f"a {type(default).__name__} like {default!r}")
+
+
 def pool_size(name: str, options: dict, where: str = "study") -> int:
-    return int(_entry(name, where).pool_size(**resolve_options(name, options, where)))
+    """The train pool's size; a data set's pool_size may raise ValueError for options that cannot
+    work together (teacher noise above the guessing rate), reported as one line here."""
+    from scalinglab.errors import UserError
+
+    try:
+        return int(_entry(name, where).pool_size(**resolve_options(name, options, where)))
+    except ValueError as e:
+        raise UserError(f"{where}: data.options: {e}") from None
 
 
 # Generated arrays are cached per process (a study loads the same data for every trial) and on disk
@@ -132,10 +167,14 @@ def load(name: str, options: dict | None = None, *, where: str = "study") -> Dat
             ds = None
     if ds is None:
         ds = DATASETS[name].make(**options)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
         arrays = {k: getattr(ds, k) for k in ("x_train", "y_train", "x_dev", "y_dev", "x_test", "y_test")}
-        np.savez(tmp, **arrays, n_classes=ds.n_classes, meta=json.dumps(ds.meta))
-        os.replace(tmp, path)  # atomic: concurrent workers never read a half-written file
+        try:  # the disk cache only saves time: a read-only or full cache folder is not an error
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(tmp, **arrays, n_classes=ds.n_classes, meta=json.dumps(ds.meta))
+            os.replace(tmp, path)  # atomic: concurrent workers never read a half-written file
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
     _MEMO[key] = ds
     return ds

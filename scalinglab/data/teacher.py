@@ -16,7 +16,11 @@ DEFAULTS = {"n_train": 16000, "n_dev": 4000, "n_test": 4000, "dim": 16, "hidden"
             "n_classes": 4, "noise": 0.1, "seed": 0}
 
 
-def _pool_size(n_train, **_):
+def _pool_size(n_train, n_classes, noise, dim, hidden, **_):
+    if n_classes < 2 or dim < 1 or hidden < 1:
+        raise ValueError(f"n_classes (given {n_classes}) must be >= 2, dim ({dim}) and hidden ({hidden}) >= 1")
+    if not 0 <= noise < 1 - 1 / n_classes:
+        raise ValueError(f"noise: given {noise}; allowed: [0, {1 - 1 / n_classes:.3f}) for {n_classes} classes")
     return n_train
 
 

@@ -61,6 +61,37 @@ def check(factory: str, sys_path=()) -> None:
     _import(factory, sys_path)
 
 
+def smoke(factory: str, size: dict, input_shape, n_outputs: int, sys_path=()) -> None:
+    """Build the model once and run it on a batch of two zero inputs (study load time): a factory
+    that raises, returns something other than a Module or gives outputs of the wrong shape is one
+    line before anything is written, not a failure found trial by trial."""
+    shape = tuple(int(d) for d in input_shape)
+    what = f"model.factory: {factory} with size {size}, input shape {shape}, {n_outputs} outputs"
+    try:
+        net = _import(factory, sys_path)(dict(size), shape, int(n_outputs))
+    except UserError:
+        raise
+    except Exception as e:  # the user's code: any exception is theirs to fix
+        raise UserError(f"{what}: raised {type(e).__name__}: {e}") from None
+    if not isinstance(net, nn.Module):
+        raise UserError(f"{what}: returned a {type(net).__name__}; allowed: a torch.nn.Module")
+    err = None
+    net.eval()
+    for dtype in (torch.float32, torch.int64):  # symbol ids (charlm) are int64
+        try:
+            with torch.no_grad():
+                out = net(torch.zeros((2, *shape), dtype=dtype))
+            break
+        except Exception as e:  # noqa: BLE001
+            err = err or e
+    else:
+        raise UserError(f"{what}: its forward on a batch of 2 zero inputs raised {type(err).__name__}: {err}")
+    if not isinstance(out, torch.Tensor) or out.ndim < 2 or tuple(out.shape[:2]) != (2, int(n_outputs)):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise UserError(f"{what}: its forward on a batch of 2 returned {got}; allowed: logits of shape "
+                        f"(2, {n_outputs}, ...)")
+
+
 def token_for(fn) -> tuple[str, list[str]]:
     """(factory string, sys_path) for a callable of the Python API: 'module:qualname' when it can be
     imported back by name, else an in-process token (see the module docstring)."""

@@ -18,30 +18,62 @@ FORMATS = ("html", "md")
 def write_report(folder: str | Path, fmt: str = "html", *, study: str | None = None) -> Path:
     """Write DIR/report.html (or report.md) for the study in `folder`; returns its path.
 
-    Raises UserError (one line) when `folder` is not a study folder or `fmt` is unknown.
-    Nothing partial is left behind: the file appears whole (written to a temp file, then renamed).
+    Raises UserError (one line) when `folder` is not a study folder, `fmt` is unknown or the folder
+    cannot be written. Nothing partial is left behind: the file appears whole (written to a temporary
+    file of this process, then renamed; the temporary file is removed if anything fails).
     """
+    folder = Path(folder)
+    text = render_report(folder, fmt, study=study, plots_dir=folder / "plots")
+    path = folder / f"report.{fmt}"
+    _write_whole(path, text.encode("utf-8"))
+    return path
+
+
+def render_report(folder: str | Path, fmt: str = "html", *, study: str | None = None,
+                  plots_dir: Path | None = None) -> str:
+    """The report's text, writing nothing unless `plots_dir` is given (where the PNGs also go)."""
     from scalinglab.errors import bad_value
     from scalinglab.report.data import gather
     from scalinglab.report.plots import make_plots
 
     if fmt not in FORMATS:
         raise bad_value("report", "format", fmt, ", ".join(FORMATS))
-    folder = Path(folder)
-    data = gather(folder, study=study)
-    plots = make_plots(data, folder / "plots")
+    data = gather(Path(folder), study=study)
+    plots = make_plots(data, None)
+    if plots_dir is not None:
+        _write_plots(Path(plots_dir), plots)
     if fmt == "html":
         from scalinglab.report.html import render
-
-        text, path = render(data, plots), folder / "report.html"
     else:
         from scalinglab.report.markdown import render
-
-        text, path = render(data, plots), folder / "report.md"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return render(data, plots)
 
 
-__all__ = ["FORMATS", "write_report"]
+def _write_plots(out_dir: Path, plots: dict) -> None:
+    from scalinglab.errors import UserError
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{out_dir}: cannot write the report's plots ({e.strerror or e}); allowed: a writable "
+                        f"study folder (or `scalinglab report DIR --stdout`)") from None
+    for name, png in plots.items():
+        _write_whole(out_dir / f"{name}.png", png)
+
+
+def _write_whole(path: Path, blob: bytes) -> None:
+    import os
+
+    from scalinglab.errors import UserError
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per writer: concurrent runs never share it
+    try:
+        tmp.write_bytes(blob)
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{path}: cannot write the report ({e.strerror or e}); allowed: a writable study "
+                        f"folder (or `scalinglab report DIR --stdout`)") from None
+
+
+__all__ = ["FORMATS", "render_report", "write_report"]

@@ -73,28 +73,101 @@ def _retry(fn, tries: int = 50):
             time.sleep(0.05 * (1 + i % 10))
 
 
+def _remove_made(made: list[Path]) -> None:
+    """Remove the store file (and its -wal/-shm) and the folders that one Store() call created."""
+    import contextlib
+
+    for p in made:  # the file first, then its folders, innermost first
+        with contextlib.suppress(OSError):
+            if p.suffix == ".sqlite":
+                for q in (p, p.with_name(p.name + "-wal"), p.with_name(p.name + "-shm")):
+                    q.unlink(missing_ok=True)
+            else:
+                p.rmdir()
+
+
+def _connect_ro(path: Path) -> sqlite3.Connection:
+    """Open `path` read-only. Reading a WAL database needs its -shm file; in a read-only folder, where
+    none can be made, it is opened as immutable (nobody can be writing it there)."""
+    uri = path.resolve().as_uri()
+    for mode in ("mode=ro", "immutable=1"):
+        conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+            if mode == "immutable=1":
+                raise
+
+
 class Store:
     FILENAME = "results.sqlite"
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, readonly: bool = False):
+        """readonly: open the file as it is (`mode=ro`: nothing created, no schema added), as the
+        reading commands (status, export, report --stdout, diagnose, plan) do, so they work on a
+        read-only folder and never add our tables to someone else's database."""
+        from scalinglab.errors import UserError
+
         path = Path(path)
         self.path = path / self.FILENAME if path.suffix != ".sqlite" else path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # autocommit; explicit txns
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
-        self.conn.execute("PRAGMA busy_timeout=30000")
-        _retry(lambda: self.conn.executescript(SCHEMA))
+        self.readonly, self.conn = readonly, None
+        made = [] if readonly else [p for p in (self.path, *self.path.parents) if not p.exists()]
+        try:
+            if readonly:
+                self.conn = _connect_ro(self.path)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # autocommit; explicit txns
+            self._check_ours()
+            if not readonly:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
+                self.conn.execute("PRAGMA busy_timeout=30000")
+                _retry(lambda: self.conn.executescript(SCHEMA))
+        except sqlite3.DatabaseError as e:  # corrupt, not a database, read-only, disk full
+            if self.conn is not None:
+                self.conn.close()
+            _remove_made(made)  # nothing partial: a store this call began and could not finish goes
+            raise UserError(f"{self.path}: cannot {'read' if readonly else 'open'} the results store ({e}); "
+                            f"allowed: a scalinglab results.sqlite in a writable folder (or a folder without "
+                            f"one; choose it with --out)") from None
+        except OSError as e:
+            _remove_made(made)
+            raise UserError(f"{self.path.parent}: cannot create the output folder ({e.strerror or e}); "
+                            f"allowed: a writable folder (choose it with --out)") from None
+
+    def _check_ours(self) -> None:
+        """A database with tables but not ours is someone else's: refuse it, untouched."""
+        from scalinglab.errors import UserError
+
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        problem = None
+        if tables and not {"trials", "studies", "study_trials"} <= tables:
+            problem = f"it holds the tables {', '.join(sorted(tables))}"
+        elif tables:
+            cols = {r[1] for r in self.conn.execute("PRAGMA table_info(trials)")}
+            if not set(_COLUMNS) <= cols:
+                problem = f"its trials table lacks {', '.join(sorted(set(_COLUMNS) - cols))}"
+        elif self.readonly:
+            problem = "it is empty"
+        if problem:
+            self.conn.close()
+            raise UserError(f"{self.path}: not a scalinglab results store ({problem}); allowed: a "
+                            f"results.sqlite written by scalinglab (for a run: choose another folder with --out)")
 
     @classmethod
-    def open_existing(cls, folder: str | Path) -> "Store":
+    def open_existing(cls, folder: str | Path, *, readonly: bool = True) -> "Store":
+        """An existing store, by default read-only (see __init__)."""
         from scalinglab.errors import UserError
 
         p = Path(folder)
         f = p if p.suffix == ".sqlite" else p / cls.FILENAME
-        if not f.exists():
-            raise UserError(f"{folder}: no {cls.FILENAME} here; give a study output folder (e.g. runs/smoke)")
-        return cls(p)
+        if not f.is_file():
+            what = f"{f.name} is not a file" if f.exists() else f"no {cls.FILENAME} here"
+            raise UserError(f"{folder}: {what}; give a study output folder (e.g. runs/smoke)")
+        return cls(p, readonly=readonly)
 
     def close(self):
         self.conn.close()

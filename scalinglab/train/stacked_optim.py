@@ -29,6 +29,11 @@ class StackedOptimizer:
 
     def __init__(self, kind: str, params: list, hparams: list[tuple], betas=(0.9, 0.999), eps=1e-8,
                  fused: bool | None = None):
+        # the same refusals as make_optimizer (one trial id, one outcome on either path)
+        if kind not in ("adam", "adamw", "sgd"):
+            raise ValueError(f"unknown optimizer {kind!r}; allowed: adam, adamw, sgd")
+        if any(not h[0] > 0 for h in hparams):
+            raise ValueError(f"learning rates {[h[0] for h in hparams]}; allowed: > 0")
         self.kind, self.params, self.hp, self.betas, self.eps, self.t = kind, params, hparams, betas, eps, 0
         self.fused = self.FUSED if fused is None else (fused and self.FUSED)
         n_state = 1 if kind == "sgd" else 2

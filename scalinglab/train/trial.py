@@ -37,13 +37,13 @@ def trial_id(spec: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def resolve_device(device: str = "auto") -> str:
+def resolve_device(device: str = "auto", field: str = "--device") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         from scalinglab.errors import UserError
 
-        raise UserError("--device: given 'cuda'; allowed: auto or cpu (no CUDA device is visible to torch)")
+        raise UserError(f"{field}: given 'cuda'; allowed: auto or cpu (no CUDA device is visible to torch)")
     return device
 
 
@@ -62,6 +62,11 @@ def subset(spec_data: dict, n: int):
 
 
 def make_optimizer(params, tr: dict):
+    # No silent fallback: an unknown name once trained as Adam (the study loader refuses it earlier).
+    if tr["optimizer"] not in ("adam", "adamw", "sgd"):
+        raise ValueError(f"unknown optimizer {tr['optimizer']!r}; allowed: adam, adamw, sgd")
+    if not tr["lr"] > 0:
+        raise ValueError(f"learning rate {tr['lr']!r}; allowed: > 0")
     if tr["optimizer"] == "sgd":
         return torch.optim.SGD(params, lr=tr["lr"], momentum=tr.get("momentum", 0.9),
                                weight_decay=tr.get("weight_decay", 0.0))
