@@ -66,7 +66,8 @@ def resolve(raw: dict, base_dir=None, where: str = "study") -> dict:
     user = isinstance(t, dict) and ("function" in t or "command" in t)
     if user:  # your own trainer (train/user.py)
         raw["train"] = {**t, "base_dir": str(base)}
-    if user or (raw.get("data") or {}).get("name") == "indices":  # (indices without a trainer: config says so)
+    d = raw.get("data")
+    if user or (isinstance(d, dict) and d.get("name") == "indices"):  # (indices without a trainer: config says so)
         m = raw.get("model")
         if isinstance(m, dict) and "family" not in m and "factory" not in m:
             raw["model"] = {**m, "family": "user"}

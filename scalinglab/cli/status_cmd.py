@@ -64,11 +64,13 @@ def _print_failed(console, store, study: str, df, details: bool) -> None:
     """Each distinct failure reason once, with its count (and with --failed, what the trainer left)."""
     from rich.markup import escape
 
+    from scalinglab.analysis.summary import failure_reasons
+
     failed = df[df["status"] == "failed"]
     if not len(failed):
         return
     console.print(f"{len(failed)} failed trials (`scalinglab run ... --retry-failed` runs them again):")
-    for reason, n in failed["error"].fillna("(no reason stored)").value_counts().items():
+    for reason, n in failure_reasons(df).items():
         console.print(f"  {escape(reason)} ({n} trial{'s' if n != 1 else ''})", highlight=False)
     if details:
         full = store.frame(study, with_json=True)
