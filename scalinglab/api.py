@@ -20,7 +20,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from pydantic import ValidationError
 
 from scalinglab.errors import UserError
 
@@ -156,7 +155,7 @@ class Study:
     def __init__(self, data, model, *, sizes, model_sizes=None, widths=None, depths=None, seeds: int = 3,
                  name: str = "study", search="grid", data_options: dict | None = None, split_seed: int = 0,
                  batchnorm: bool = False, **train):
-        from scalinglab import byo, config
+        from scalinglab import config
         from scalinglab.models.factory import token_for
 
         self.inprocess = False
@@ -200,12 +199,7 @@ class Study:
             m["batchnorm"] = True
         raw = {"name": name, "seeds": seeds, "data": data_table, "model": m, "train": train,
                "search": {"kind": search} if isinstance(search, str) else dict(search)}
-        raw = byo.resolve(raw, Path.cwd(), "Study")
-        try:
-            self.config = config.Study.model_validate(raw)
-        except ValidationError as e:
-            raise config._one_line("Study", e, raw) from None
-        config._check_against_registries(self.config, "Study")
+        self.config = config.validate_study(raw, "Study", Path.cwd())
 
     def run(self, out=None, *, workers: int = 1, device: str | None = None, backend: str = "local",
             form: str = "auto", verbose: bool = False) -> StudyResult:

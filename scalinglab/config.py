@@ -355,6 +355,12 @@ def parse_study(text: str, where: str, base_dir=None) -> Study:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{where}: not valid TOML: {e}") from None
+    return validate_study(raw, where, base_dir)
+
+
+def validate_study(raw: dict, where: str, base_dir=None) -> Study:
+    """A study from its raw dict (a parsed TOML file, or what `scalinglab.Study(...)` builds): aliases
+    resolved, every value checked, each problem one line naming `where` and the field (UserError)."""
     from scalinglab import byo
 
     raw = byo.resolve(raw, base_dir, where)  # byo: data kind alias, absolute data path, factory folder
