@@ -75,8 +75,10 @@ def main() -> None:
     finally:
         be.close()
 
-    print(f"smoke study, {len(specs)} trials, {specs[0]['train']['max_epochs']} max epochs; "
-          f"{os.cpu_count()} CPUs; torch {torch.__version__}, {torch.get_num_threads()} threads in-process")
+    print(
+        f"smoke study, {len(specs)} trials, {specs[0]['train']['max_epochs']} max epochs; "
+        f"{os.cpu_count()} CPUs; torch {torch.__version__}, {torch.get_num_threads()} threads in-process"
+    )
     print(f"{'backend':<16} {'wall s':>7} {'trials/s':>9} {'train s':>8} {'overhead/trial':>15}")
     for name, slots, wall, train, n in rows:
         print(f"{name:<16} {wall:>7.1f} {n / wall:>9.2f} {train:>8.1f} {(slots * wall - train) / n:>13.2f} s")

@@ -28,12 +28,20 @@ from scalinglab.fit import CURVE_FORMS, fit_curve
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks" / "scaling-curves"
 CLASSES = {"bird": 200, "inet": 1000, "c": 100, "cal": 102}
 # Table 2 of the paper, as given in the data folder's README (NMT Dec-only is not in the table)
-PUBLISHED_M4 = {("NMT", "6 Enc, 6 Dec"): 1.0e-2, ("NMT", "28 Enc, 6 Dec"): 1.3e-2,
-                ("NMT", "6 Enc, 28 Dec"): 3.0e-2, ("NMT", "TEnc-LSTM"): 1.2e-2,
-                ("LM", "1.07e+09"): 1.3e-3}
-PUBLISHED_M2 = {("NMT", "6 Enc, 6 Dec"): 3.9e-2, ("NMT", "28 Enc, 6 Dec"): 5.6e-2,
-                ("NMT", "6 Enc, 28 Dec"): 5.3e-2, ("NMT", "TEnc-LSTM"): 1.3e-2,
-                ("LM", "1.07e+09"): 1.7e-3}
+PUBLISHED_M4 = {
+    ("NMT", "6 Enc, 6 Dec"): 1.0e-2,
+    ("NMT", "28 Enc, 6 Dec"): 1.3e-2,
+    ("NMT", "6 Enc, 28 Dec"): 3.0e-2,
+    ("NMT", "TEnc-LSTM"): 1.2e-2,
+    ("LM", "1.07e+09"): 1.3e-3,
+}
+PUBLISHED_M2 = {
+    ("NMT", "6 Enc, 6 Dec"): 3.9e-2,
+    ("NMT", "28 Enc, 6 Dec"): 5.6e-2,
+    ("NMT", "6 Enc, 28 Dec"): 5.3e-2,
+    ("NMT", "TEnc-LSTM"): 1.3e-2,
+    ("LM", "1.07e+09"): 1.7e-3,
+}
 
 
 def load(data: Path) -> list[dict]:
@@ -43,18 +51,33 @@ def load(data: Path) -> list[dict]:
     for (dom, task, model), g in df.groupby(["Domain", "Task", "Model"], sort=True):
         g = g.sort_values("Seen Examples")
         tr, te = g[g.Training == 1], g[g.Training == 0]
-        y0 = {"IC": lambda: 1 - 1 / CLASSES[task.split("_")[0]], "LM": lambda: 1.0,
-              "BB": lambda: 1.0}.get(dom, lambda: None)()
-        curves.append({"domain": dom, "task": task, "model": model, "y0": y0,
-                       "x": tr["Seen Examples"].to_numpy(float), "y": tr.Loss.to_numpy(float),
-                       "xt": te["Seen Examples"].to_numpy(float), "yt": te.Loss.to_numpy(float)})
+        y0 = {"IC": lambda: 1 - 1 / CLASSES[task.split("_")[0]], "LM": lambda: 1.0, "BB": lambda: 1.0}.get(
+            dom, lambda: None
+        )()
+        curves.append(
+            {
+                "domain": dom,
+                "task": task,
+                "model": model,
+                "y0": y0,
+                "x": tr["Seen Examples"].to_numpy(float),
+                "y": tr.Loss.to_numpy(float),
+                "xt": te["Seen Examples"].to_numpy(float),
+                "yt": te.Loss.to_numpy(float),
+            }
+        )
     return curves
 
 
 def score_curve(args):
     c, n_boot = args
-    out = {"domain": c["domain"], "task": c["task"], "model": c["model"], "n_test": len(c["xt"]),
-           "idx": c.get("idx", -1)}
+    out = {
+        "domain": c["domain"],
+        "task": c["task"],
+        "model": c["model"],
+        "n_test": len(c["xt"]),
+        "idx": c.get("idx", -1),
+    }
     for form in ("auto",) + CURVE_FORMS:
         try:
             r = fit_curve(c["x"], c["y"], form=form, y0=c["y0"], n_boot=n_boot, interval=0.9)
@@ -87,8 +110,7 @@ def domain_table(res, forms):
         pub = [v for (dd, _), v in PUBLISHED_M4.items() if dd == dom]
         # '*': auto at or below the best single form's median in this domain
         star = "*" if med["auto"] <= med[best] else " "
-        line = f"{dom:<7}{len(d):>7}" + "".join(
-            f"{med[f]:>9.2e}{star if f == 'auto' else ' '}" for f in forms)
+        line = f"{dom:<7}{len(d):>7}" + "".join(f"{med[f]:>9.2e}{star if f == 'auto' else ' '}" for f in forms)
         line += f"{best:>11}{cov:>10.1%}{d['auto_cov'].mean():>10.1%}"
         line += f"{np.median(pub):>9.1e}" if pub else f"{'':>9}"
         print(line)
@@ -121,8 +143,10 @@ def main(argv=None):
     domain_table(res, forms)
     # the selection rule must not be tuned to the whole benchmark: a fixed split by curve index
     # (curves in load order, sorted by domain, task, model), even = tuning half, odd = holdout
-    for name, half in (("tuning half (even curve index)", res[res.idx % 2 == 0]),
-                       ("holdout half (odd curve index)", res[res.idx % 2 == 1])):
+    for name, half in (
+        ("tuning half (even curve index)", res[res.idx % 2 == 0]),
+        ("holdout half (odd curve index)", res[res.idx % 2 == 1]),
+    ):
         print(f"\n{name}:")
         domain_table(half, forms)
     # per-domain medians of 5-10 curves move with one curve; the paired per-curve ratio is steadier
@@ -138,20 +162,24 @@ def main(argv=None):
             h = d[d.idx % 2 == k]
             with np.errstate(all="ignore"):
                 halves.append(float(np.exp(np.nanmean(np.log(h["auto"] / h[best])))))
-        print(f"{dom:<7}" + "".join(f"{gm[f]:>10.3f}" for f in CURVE_FORMS)
-              + f"{best:>10} {halves[0]:>7.3f} / {halves[1]:.3f}")
+        print(
+            f"{dom:<7}"
+            + "".join(f"{gm[f]:>10.3f}" for f in CURVE_FORMS)
+            + f"{best:>10} {halves[0]:>7.3f} / {halves[1]:.3f}"
+        )
     print("\nCoverage of 90% intervals by form (pooled over held-out points):")
     print("".join(f"{f:>10}" for f in forms))
-    print("".join(f"{np.average(res[f + '_cov'].fillna(0), weights=res.n_test):>10.1%}"
-                  for f in forms))
+    print("".join(f"{np.average(res[f + '_cov'].fillna(0), weights=res.n_test):>10.1%}" for f in forms))
     print("\nPer curve, against the paper's Table 2 (RMSLE):")
     print(f"{'curve':<22}{'auto':>9}{'chosen':>8}{'pow_c':>9}{'m4':>9}{'M2 pub':>9}{'M4 pub':>9}")
     for _, r in res[res.domain.isin(["NMT", "LM"])].iterrows():
         key = (r.domain, r.model)
         m4p, m2p = PUBLISHED_M4.get(key), PUBLISHED_M2.get(key)
-        print(f"{r.domain + ' ' + r.model:<22}{r['auto']:>9.1e}{r['chosen']:>8}{r['pow_c']:>9.1e}"
-              f"{r['m4']:>9.1e}{m2p if m2p else float('nan'):>9.1e}"
-              f"{m4p if m4p else float('nan'):>9.1e}")
+        print(
+            f"{r.domain + ' ' + r.model:<22}{r['auto']:>9.1e}{r['chosen']:>8}{r['pow_c']:>9.1e}"
+            f"{r['m4']:>9.1e}{m2p if m2p else float('nan'):>9.1e}"
+            f"{m4p if m4p else float('nan'):>9.1e}"
+        )
     chosen = res["chosen"].value_counts().to_dict()
     print(f"\nauto chose: {chosen}")
     return 0

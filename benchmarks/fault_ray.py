@@ -42,9 +42,25 @@ def points(out: Path) -> list[dict]:
 
 
 def cli(study: str, out: Path, workers: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "scalinglab.cli.main", "run", study, "--out", str(out),
-                             "--backend", "ray", "--workers", str(workers), "--no-progress"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scalinglab.cli.main",
+            "run",
+            study,
+            "--out",
+            str(out),
+            "--backend",
+            "ray",
+            "--workers",
+            str(workers),
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(p: subprocess.Popen) -> None:
@@ -104,8 +120,11 @@ def main() -> None:
             killed = pids[0]
         time.sleep(0.05)
     finish(p)
-    print(f"worker kill: SIGKILLed ray::scalinglab_group pid {killed}" if killed else
-          "worker kill: the study finished before a worker could be killed (use a larger study)")
+    print(
+        f"worker kill: SIGKILLed ray::scalinglab_group pid {killed}"
+        if killed
+        else "worker kill: the study finished before a worker could be killed (use a larger study)"
+    )
 
     # 3. kill -9 the driver mid-study, then rerun the same command
     out = root / "driver_kill"

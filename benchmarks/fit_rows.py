@@ -25,7 +25,7 @@ def table(n_rows: int, n_sizes: int, path: Path) -> None:
     rng = np.random.default_rng(0)
     sizes = np.round(np.geomspace(100, 1e6, n_sizes)).astype(int)
     x = np.resize(sizes, n_rows)
-    y = (0.05 + 2 * x ** -0.35) * np.exp(rng.normal(0, 0.05, n_rows))
+    y = (0.05 + 2 * x**-0.35) * np.exp(rng.normal(0, 0.05, n_rows))
     with open(path, "w") as f:
         f.write("n,err\n")
         np.savetxt(f, np.column_stack([x, y]), fmt=["%d", "%.6g"], delimiter=",")
@@ -33,8 +33,12 @@ def table(n_rows: int, n_sizes: int, path: Path) -> None:
 
 def measure(path: Path) -> tuple[float, float, int, str]:
     t = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-m", "scalinglab.cli.main", "fit", str(path), "--x", "n", "--y", "err"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "scalinglab.cli.main", "fit", str(path), "--x", "n", "--y", "err"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     out, err = p.communicate()
     wall = time.perf_counter() - t
     rss_kb = _child_maxrss_kb()

@@ -13,11 +13,11 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core, as the target says
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from scalinglab.fit import LAWS, fit_curve, fit_joint  # noqa: E402
-from scalinglab.fit.bootstrap import bootstrap  # noqa: E402
-from scalinglab.fit.engine import fit_form  # noqa: E402
+from scalinglab.fit import LAWS, fit_curve, fit_joint
+from scalinglab.fit.bootstrap import bootstrap
+from scalinglab.fit.engine import fit_form
 
 
 def best_of(fn, reps=5, clock=time.perf_counter):
@@ -34,8 +34,7 @@ def main():
     x = np.geomspace(1e3, 1e6, 20)
     y = (5.0 * x**-0.35 + 0.05) * np.exp(rng.normal(0, 0.02, x.size))
     w = np.ones_like(x)
-    print(f"{'form':<8}{'point fit':>11}{'+backtest':>11}{'(cpu)':>9}{'1000 boot':>11}"
-          f"{'fit_curve':>11}")
+    print(f"{'form':<8}{'point fit':>11}{'+backtest':>11}{'(cpu)':>9}{'1000 boot':>11}{'fit_curve':>11}")
     for form in ("pow", "pow_c", "m4", "bnsl"):
         kw = {"y0": 0.9} if form == "m4" else {}
         t_point = best_of(lambda: fit_form(LAWS[form], x, y, w, kw.get("y0")))
@@ -45,13 +44,17 @@ def main():
         core = fit_form(LAWS[form], x, y, w, kw.get("y0"))
         t_boot = best_of(lambda: bootstrap(core, 1000, np.random.default_rng(1)), reps=3)
         t_all = best_of(lambda: fit_curve(x, y, form=form, n_boot=1000, **kw), reps=3)
-        print(f"{form:<8}{t_point * 1e3:>9.1f}ms{t_nob * 1e3:>9.1f}ms{c_nob * 1e3:>7.0f}ms"
-              f"{t_boot * 1e3:>9.0f}ms"
-              f"{t_all * 1e3:>9.0f}ms")
+        print(
+            f"{form:<8}{t_point * 1e3:>9.1f}ms{t_nob * 1e3:>9.1f}ms{c_nob * 1e3:>7.0f}ms"
+            f"{t_boot * 1e3:>9.0f}ms"
+            f"{t_all * 1e3:>9.0f}ms"
+        )
     t_auto = best_of(lambda: fit_curve(x, y, n_boot=1000), reps=3)
     print(f"auto (backtest m4 + bnsl, fit, 1000 boot): {t_auto * 1e3:.0f} ms")
-    print("point fit = grid of starts + batched LM + least_squares polish; +backtest = what "
-          "fit_curve does without bootstrap (3 prefix fits for interval calibration)")
+    print(
+        "point fit = grid of starts + batched LM + least_squares polish; +backtest = what "
+        "fit_curve does without bootstrap (3 prefix fits for interval calibration)"
+    )
     N, D = (a.ravel() for a in np.meshgrid(np.geomspace(1e7, 1e10, 6), np.geomspace(1e8, 1e11, 6)))
     L = 1.69 + 406.4 / N**0.34 + 410.7 / D**0.28
     t_j = best_of(lambda: fit_joint(N, D, L, n_boot=0), reps=2)

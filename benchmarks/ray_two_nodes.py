@@ -50,8 +50,9 @@ def main(argv=None):
     cluster.add_node(num_cpus=a.cpus_per_node)
     cluster.wait_for_nodes()
     try:
-        code, t_ray, err = run_cli([a.study, "--backend", "ray", "--address", cluster.address,
-                                    "--out", str(base / "ray")])
+        code, t_ray, err = run_cli(
+            [a.study, "--backend", "ray", "--address", cluster.address, "--out", str(base / "ray")]
+        )
         assert code == 0, err
         ray.init(address=cluster.address, logging_level="ERROR")
         nodes = {n["NodeID"]: n for n in ray.nodes()}
@@ -61,8 +62,10 @@ def main(argv=None):
     finally:
         cluster.shutdown()
 
-    print(f"study {a.study}: local run {t_local:.1f} s; two-node Ray run {t_ray:.1f} s "
-          f"({a.cpus_per_node} CPU per node; includes the driver joining the cluster)")
+    print(
+        f"study {a.study}: local run {t_local:.1f} s; two-node Ray run {t_ray:.1f} s "
+        f"({a.cpus_per_node} CPU per node; includes the driver joining the cluster)"
+    )
     for nid in nodes:
         print(f"  node {nid[:12]}: {per_node.get(nid, 0)} trial groups")
     same = points(base / "local") == points(base / "ray")

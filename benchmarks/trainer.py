@@ -44,11 +44,26 @@ DATA = {"name": "mnist1d", "options": {"n_train": 4000, "n_dev": 1000, "n_test":
 
 
 def specs_for(width: int, models: int, epochs: int, n: int, batch: int) -> list[dict]:
-    tr = {"optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0, "momentum": 0.9, "batch_size": batch,
-          "max_epochs": epochs, "min_steps_per_epoch": 1, "patience": epochs}
-    return [{"data": DATA, "data_size": n, "model": {"family": "mlp", "size": {"width": width, "depth": 2},
-                                                     "batchnorm": False},
-             "train": {**tr, "lr": tr["lr"] * (1 + 0.1 * (s % 4))}, "seed": s} for s in range(models)]
+    tr = {
+        "optimizer": "adam",
+        "lr": 3e-3,
+        "weight_decay": 0.0,
+        "momentum": 0.9,
+        "batch_size": batch,
+        "max_epochs": epochs,
+        "min_steps_per_epoch": 1,
+        "patience": epochs,
+    }
+    return [
+        {
+            "data": DATA,
+            "data_size": n,
+            "model": {"family": "mlp", "size": {"width": width, "depth": 2}, "batchnorm": False},
+            "train": {**tr, "lr": tr["lr"] * (1 + 0.1 * (s % 4))},
+            "seed": s,
+        }
+        for s in range(models)
+    ]
 
 
 def peak_flops(n: int = 2048, reps: int = 5) -> float:
@@ -58,7 +73,7 @@ def peak_flops(n: int = 2048, reps: int = 5) -> float:
     for _ in range(reps):
         t = time.perf_counter()
         torch.mm(a, b)
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t))
+        best = max(best, 2 * n**3 / (time.perf_counter() - t))
     return best
 
 
@@ -100,16 +115,21 @@ def time_steps(specs, steps: int = 30, engine: str = "bmm") -> float:
 
 
 def cnn_specs(channels: int, models: int, epochs: int, n: int, batch: int) -> list[dict]:
-    return [{**s, "model": {"family": "cnn1d", "size": {"channels": channels, "depth": 3}, "batchnorm": False}}
-            for s in specs_for(32, models, epochs, n, batch)]
+    return [
+        {**s, "model": {"family": "cnn1d", "size": {"channels": channels, "depth": 3}, "batchnorm": False}}
+        for s in specs_for(32, models, epochs, n, batch)
+    ]
 
 
 def cnn_table(a):
     """CNN groups as the default study trains them (depth 3, kernel 5): naive vs the two conv forms."""
-    print(f"\n1-D CNN (depth 3, kernel 5), {a.models} models, n={a.n}, batch {a.batch}, {a.epochs} epochs; "
-          f"wall s, medians of {max(2, a.reps)} interleaved reps")
-    print(f"{'channels':>8} {'naive s':>8} {'conv1d s':>9} {'conv2d-CL s':>11} {'naive/conv2d':>12} "
-          f"{'conv1d/conv2d':>13}")
+    print(
+        f"\n1-D CNN (depth 3, kernel 5), {a.models} models, n={a.n}, batch {a.batch}, {a.epochs} epochs; "
+        f"wall s, medians of {max(2, a.reps)} interleaved reps"
+    )
+    print(
+        f"{'channels':>8} {'naive s':>8} {'conv1d s':>9} {'conv2d-CL s':>11} {'naive/conv2d':>12} {'conv1d/conv2d':>13}"
+    )
     for ch in (8, 32, 48):
         specs = cnn_specs(ch, a.models, a.epochs, a.n, a.batch)
         t = {"naive": [], "conv1d": [], "conv2d": []}
@@ -126,8 +146,10 @@ def optimizer_table(a, widths):
     public torch.optim functional path with foreach=True (the fallback if a release drops them)."""
     from scalinglab.train.stacked_optim import StackedOptimizer
 
-    print(f"\nstacked optimizer step, {a.models} MLPs (depth 2), half the models at another lr (2 buckets); "
-          f"ms per step, medians of 5 x 50 steps")
+    print(
+        f"\nstacked optimizer step, {a.models} MLPs (depth 2), half the models at another lr (2 buckets); "
+        f"ms per step, medians of 5 x 50 steps"
+    )
     print(f"{'width':>5} {'kind':>5} {'fused ms':>9} {'public ms':>10} {'public/fused':>12}")
     for w in widths:
         shapes = [(w, 40), (w,), (w, w), (w,), (10, w), (10,)]
@@ -164,21 +186,33 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="2 epochs, widths 64,256, 1 rep")
     ap.add_argument("--engines", action="store_true", help="also compare the bmm and vmap engines")
     ap.add_argument("--padding", action="store_true", help="also: one padded group vs groups per width")
-    ap.add_argument("--single", action="store_true", help="also: a group of one (run_group routes a plain "
-                    "MLP to the fused step) vs run_trial, per width")
-    ap.add_argument("--cnn", action="store_true", help="also: 1-D CNN groups (the default study's family): naive "
-                    "vs batched with conv2d channels-last vs batched with grouped conv1d")
-    ap.add_argument("--optimizer", action="store_true", help="also: one stacked optimizer step, fused kernels "
-                    "vs the public foreach path")
+    ap.add_argument(
+        "--single",
+        action="store_true",
+        help="also: a group of one (run_group routes a plain MLP to the fused step) vs run_trial, per width",
+    )
+    ap.add_argument(
+        "--cnn",
+        action="store_true",
+        help="also: 1-D CNN groups (the default study's family): naive "
+        "vs batched with conv2d channels-last vs batched with grouped conv1d",
+    )
+    ap.add_argument(
+        "--optimizer",
+        action="store_true",
+        help="also: one stacked optimizer step, fused kernels vs the public foreach path",
+    )
     a = ap.parse_args(argv)
     if a.quick:
         a.epochs, a.widths, a.reps = 2, "64,256", 1
     if a.threads:
         torch.set_num_threads(a.threads)
     widths = [int(w) for w in a.widths.split(",")]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu (no GPU here); "
-          f"{a.models} MLPs (depth 2) per width, MNIST-1D n={a.n}, batch {a.batch}, {a.epochs} epochs, "
-          f"no early stopping; medians of {a.reps} interleaved reps\n")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu (no GPU here); "
+        f"{a.models} MLPs (depth 2) per width, MNIST-1D n={a.n}, batch {a.batch}, {a.epochs} epochs, "
+        f"no early stopping; medians of {a.reps} interleaved reps\n"
+    )
 
     run_trial(specs_for(widths[0], 1, 1, a.n, a.batch)[0])  # load data, warm up
     peaks = [peak_flops()]
@@ -187,7 +221,7 @@ def main(argv=None):
         specs = specs_for(w, a.models, a.epochs, a.n, a.batch)
         tn, tb, ts = [], [], []
         for r in range(a.reps):  # interleave, alternating order
-            for which in (("n", "b") if r % 2 == 0 else ("b", "n")):
+            for which in ("n", "b") if r % 2 == 0 else ("b", "n"):
                 if which == "n":
                     t, res_n = time_naive(specs)
                     tn.append(t)
@@ -200,27 +234,36 @@ def main(argv=None):
         assert flops == sum(r["train_flops"] for r in res_n)
         step_flops = sum(r["train_flops_per_example"] for r in res_b) * a.batch
         dev = max(abs(x["min_dev_error"] - y["min_dev_error"]) for x, y in zip(res_n, res_b))
-        rows.append((w, med(tn), med(tb), flops, step_flops / med(ts), dev,
-                     sum(executed_flops(r, w, a.n) for r in res_b)))
+        rows.append(
+            (w, med(tn), med(tb), flops, step_flops / med(ts), dev, sum(executed_flops(r, w, a.n) for r in res_b))
+        )
     peak = max(peaks)
 
-    print(f"peak fp32 torch.mm 2048x2048: {peak / 1e9:.1f} GFLOP/s (max of {len(peaks)} measurements, "
-          f"median {med(peaks) / 1e9:.1f})\n")
-    head = (f"{'width':>5} {'naive s':>8} {'batched s':>9} {'speed-up':>8} {'naive GF/s':>10} "
-            f"{'batch GF/s':>10} {'% peak':>7} {'steps GF/s':>10} {'% peak':>7} {'exec GF/s':>10} {'% peak':>7} "
-            f"{'max |d dev err|':>15}")
+    print(
+        f"peak fp32 torch.mm 2048x2048: {peak / 1e9:.1f} GFLOP/s (max of {len(peaks)} measurements, "
+        f"median {med(peaks) / 1e9:.1f})\n"
+    )
+    head = (
+        f"{'width':>5} {'naive s':>8} {'batched s':>9} {'speed-up':>8} {'naive GF/s':>10} "
+        f"{'batch GF/s':>10} {'% peak':>7} {'steps GF/s':>10} {'% peak':>7} {'exec GF/s':>10} {'% peak':>7} "
+        f"{'max |d dev err|':>15}"
+    )
     print(head)
     print("-" * len(head))
     for w, tn, tb, fl, sf, dev, ef in rows:
-        print(f"{w:>5} {tn:>8.2f} {tb:>9.2f} {tn / tb:>7.1f}x {fl / tn / 1e9:>10.2f} {fl / tb / 1e9:>10.2f} "
-              f"{100 * fl / tb / peak:>6.0f}% {sf / 1e9:>10.2f} {100 * sf / peak:>6.0f}% {ef / tb / 1e9:>10.2f} "
-              f"{100 * ef / tb / peak:>6.0f}% {dev:>15.4f}")
-    print("\nGF/s: 'naive', 'batch': model training FLOPs (6N rule, 3 x forward) / wall time of the whole "
-          "run (with dev evaluation every epoch); 'steps': the same FLOPs / time of the training steps alone; "
-          "'exec': the achieved FLOP/s, every matmul FLOP run_group executes (training without the first "
-          "layer's unneeded input gradient, plus the dev evaluation each epoch and the final train and test "
-          "evaluations) / its whole wall time. max |d dev err|: min dev error, naive vs batched (same up to "
-          "reassociation, which 64 Adam steps amplify to a few examples).")
+        print(
+            f"{w:>5} {tn:>8.2f} {tb:>9.2f} {tn / tb:>7.1f}x {fl / tn / 1e9:>10.2f} {fl / tb / 1e9:>10.2f} "
+            f"{100 * fl / tb / peak:>6.0f}% {sf / 1e9:>10.2f} {100 * sf / peak:>6.0f}% {ef / tb / 1e9:>10.2f} "
+            f"{100 * ef / tb / peak:>6.0f}% {dev:>15.4f}"
+        )
+    print(
+        "\nGF/s: 'naive', 'batch': model training FLOPs (6N rule, 3 x forward) / wall time of the whole "
+        "run (with dev evaluation every epoch); 'steps': the same FLOPs / time of the training steps alone; "
+        "'exec': the achieved FLOP/s, every matmul FLOP run_group executes (training without the first "
+        "layer's unneeded input gradient, plus the dev evaluation each epoch and the final train and test "
+        "evaluations) / its whole wall time. max |d dev err|: min dev error, naive vs batched (same up to "
+        "reassociation, which 64 Adam steps amplify to a few examples)."
+    )
 
     if a.optimizer:
         optimizer_table(a, widths)
@@ -233,12 +276,16 @@ def main(argv=None):
             for _ in range(max(3, a.reps)):
                 for e in tt:
                     tt[e].append(time_steps(specs, engine=e))
-            print(f"  width {w:>4}: bmm {med(tt['bmm']) * 1e3:.2f} ms, vmap {med(tt['vmap']) * 1e3:.2f} ms, "
-                  f"vmap/bmm {med(tt['vmap']) / med(tt['bmm']):.2f}")
+            print(
+                f"  width {w:>4}: bmm {med(tt['bmm']) * 1e3:.2f} ms, vmap {med(tt['vmap']) * 1e3:.2f} ms, "
+                f"vmap/bmm {med(tt['vmap']) / med(tt['bmm']):.2f}"
+            )
 
     if a.single:
-        print(f"\none model (a group of one), n={a.n}, batch {a.batch}, {a.epochs} epochs; wall s, medians of "
-              f"{max(3, a.reps)} interleaved reps")
+        print(
+            f"\none model (a group of one), n={a.n}, batch {a.batch}, {a.epochs} epochs; wall s, medians of "
+            f"{max(3, a.reps)} interleaved reps"
+        )
         for w in widths:
             specs = specs_for(w, 1, a.epochs, a.n, a.batch)
             tn, tb = [], []
@@ -247,8 +294,9 @@ def main(argv=None):
                 t = time.perf_counter()
                 run_group(specs)  # engine "auto": the path the backends take for a group of one
                 tb.append(time.perf_counter() - t)
-            print(f"  width {w:>4}: run_trial {med(tn):.3f} s, run_group {med(tb):.3f} s, "
-                  f"ratio {med(tn) / med(tb):.2f}x")
+            print(
+                f"  width {w:>4}: run_trial {med(tn):.3f} s, run_group {med(tb):.3f} s, ratio {med(tn) / med(tb):.2f}x"
+            )
 
     if a.cnn:
         cnn_table(a)
@@ -256,14 +304,18 @@ def main(argv=None):
     if a.padding:
         pw = [w for w in widths if w <= 128] or widths[:3]
         k = max(1, a.models // len(pw))
-        print(f"\npadding: {k} models at each width {pw}: separate groups vs one group padded to {max(pw)} "
-              f"(same cost as {k * len(pw)} models of width {max(pw)}); training steps only, s/step")
+        print(
+            f"\npadding: {k} models at each width {pw}: separate groups vs one group padded to {max(pw)} "
+            f"(same cost as {k * len(pw)} models of width {max(pw)}); training steps only, s/step"
+        )
         sep, pad = [], []
         for _ in range(max(3, a.reps)):
             sep.append(sum(time_steps(specs_for(w, k, 1, a.n, a.batch)) for w in pw))
             pad.append(time_steps(specs_for(max(pw), k * len(pw), 1, a.n, a.batch)))
-        print(f"  separate {med(sep) * 1e3:.2f} ms, padded {med(pad) * 1e3:.2f} ms, padded/separate "
-              f"{med(pad) / med(sep):.2f}")
+        print(
+            f"  separate {med(sep) * 1e3:.2f} ms, padded {med(pad) * 1e3:.2f} ms, padded/separate "
+            f"{med(pad) / med(sep):.2f}"
+        )
 
 
 if __name__ == "__main__":

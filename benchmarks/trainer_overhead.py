@@ -27,10 +27,10 @@ import textwrap
 import time
 from pathlib import Path
 
-TRAINER = textwrap.dedent('''
+TRAINER = textwrap.dedent("""
     def train(trial):
         return {"dev": 1.0 / (1 + trial.data_size) ** 0.5, "params": trial.model_size["width"]}
-''')
+""")
 
 STUDY = """
 name = "overhead"
@@ -100,8 +100,10 @@ def main(argv=None) -> None:
         n = s["trials"]["total"]
         rows.append(("function, study", 1e3 * (time.perf_counter() - t0) / n, n))
 
-        for label, cmd in (("command (echo)", '["/bin/echo", "{\\"dev\\": 0.1}"]'),
-                           ("command (python)", f'["{sys.executable}", "-c", "print(\'{{\\"dev\\": 0.1}}\')"]')):
+        for label, cmd in (
+            ("command (echo)", '["/bin/echo", "{\\"dev\\": 0.1}"]'),
+            ("command (python)", f'["{sys.executable}", "-c", "print(\'{{\\"dev\\": 0.1}}\')"]'),
+        ):
             cstudy = _study(tmp, f"command = {cmd}", seeds=4)
             cspecs = _specs(cstudy, args.trials, tmp / "trials")
             first = run_user_trial(cspecs[0])
@@ -112,8 +114,10 @@ def main(argv=None) -> None:
     print(f"{'runner':<18} {'trials':>6} {'ms/trial':>9} {'overhead ms':>12}")
     for label, ms, n in rows:
         print(f"{label:<18} {n:>6} {ms:>9.3f} {ms - base:>12.3f}")
-    print(f"goals: function < 50 ms (runner {rows[1][1]:.1f}, whole study {rows[2][1]:.1f}); "
-          f"command < 300 ms (echo {rows[3][1]:.1f}, python {rows[4][1]:.1f})")
+    print(
+        f"goals: function < 50 ms (runner {rows[1][1]:.1f}, whole study {rows[2][1]:.1f}); "
+        f"command < 300 ms (echo {rows[3][1]:.1f}, python {rows[4][1]:.1f})"
+    )
 
 
 if __name__ == "__main__":

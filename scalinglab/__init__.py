@@ -36,5 +36,15 @@ def __getattr__(name):
     raise AttributeError(f"module 'scalinglab' has no attribute {name!r}")
 
 
-__all__ = ["UserError", "load_results", "fit_curve", "fit_joint", "fit_model_size", "load_study", "Study", "run", "StudyResult",
-           "__version__"]
+__all__ = [
+    "Study",
+    "StudyResult",
+    "UserError",
+    "__version__",
+    "fit_curve",
+    "fit_joint",
+    "fit_model_size",
+    "load_results",
+    "load_study",
+    "run",
+]

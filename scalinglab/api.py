@@ -100,12 +100,20 @@ class StudyResult:
 
     def __repr__(self):
         lc = self.learning_curve or {}
-        return (f"StudyResult({len(self.results)} trials in {self.out}, learning-curve exponent "
-                f"{lc.get('exponent')})")
+        return f"StudyResult({len(self.results)} trials in {self.out}, learning-curve exponent {lc.get('exponent')})"
 
 
-def run(study="default", out=None, *, workers: int = 1, device: str | None = None, backend: str = "local",
-        form: str = "auto", report: bool = True, verbose: bool = False) -> StudyResult:
+def run(
+    study="default",
+    out=None,
+    *,
+    workers: int = 1,
+    device: str | None = None,
+    backend: str = "local",
+    form: str = "auto",
+    report: bool = True,
+    verbose: bool = False,
+) -> StudyResult:
     """Run (or resume) a preset or a study file as `scalinglab run` does, and return its results.
 
     study : a preset name ("smoke"), a path to a study .toml, or a validated `config.Study`.
@@ -117,8 +125,16 @@ def run(study="default", out=None, *, workers: int = 1, device: str | None = Non
 
     cfg, source = (study, "python api") if isinstance(study, StudyConfig) else load_study(str(study))
     out = Path(out) if out is not None else Path("runs") / cfg.name
-    run_study(cfg, out, source=source, backend=backend, workers=workers, device=device, form=form,
-              log=None if verbose else (lambda msg: None))
+    run_study(
+        cfg,
+        out,
+        source=source,
+        backend=backend,
+        workers=workers,
+        device=device,
+        form=form,
+        log=None if verbose else (lambda msg: None),
+    )
     if report:
         from scalinglab.report import write_report
 
@@ -152,9 +168,23 @@ class Study:
     **train : the [train] fields: lr, batch_size, max_epochs, patience, optimizer, weight_decay, ...
     """
 
-    def __init__(self, data, model, *, sizes, model_sizes=None, widths=None, depths=None, seeds: int = 3,
-                 name: str = "study", search="grid", data_options: dict | None = None, split_seed: int = 0,
-                 batchnorm: bool = False, **train):
+    def __init__(
+        self,
+        data,
+        model,
+        *,
+        sizes,
+        model_sizes=None,
+        widths=None,
+        depths=None,
+        seeds: int = 3,
+        name: str = "study",
+        search="grid",
+        data_options: dict | None = None,
+        split_seed: int = 0,
+        batchnorm: bool = False,
+        **train,
+    ):
         from scalinglab import config
         from scalinglab.models.factory import token_for
 
@@ -170,8 +200,10 @@ class Study:
         else:
             arrays = dict(data) if isinstance(data, dict) else dict(zip(PARTS, data))
             if isinstance(data, (tuple, list)) and len(data) not in (2, 6):
-                raise UserError(f"Study: data: given a sequence of {len(data)} arrays; allowed: (x, y) or "
-                                f"(x, y, x_dev, y_dev, x_test, y_test)")
+                raise UserError(
+                    f"Study: data: given a sequence of {len(data)} arrays; allowed: (x, y) or "
+                    f"(x, y, x_dev, y_dev, x_test, y_test)"
+                )
             data_table["options"]["path"] = str(save_arrays(arrays))
         data_table["sizes"] = {"list": list(sizes)} if isinstance(sizes, (list, tuple)) else dict(sizes)
 
@@ -184,8 +216,10 @@ class Study:
         elif isinstance(model, str):
             m["family"] = model
         else:
-            raise UserError(f"Study: model: given a {type(model).__name__}; allowed: a factory function, "
-                            f"'module:function' or a family name")
+            raise UserError(
+                f"Study: model: given a {type(model).__name__}; allowed: a factory function, "
+                f"'module:function' or a family name"
+            )
         if model_sizes is not None:
             m["sizes"] = [dict(s) for s in model_sizes]
         elif "factory" in m and widths is not None:
@@ -197,21 +231,45 @@ class Study:
                 m["depths"] = list(depths)
         if batchnorm:
             m["batchnorm"] = True
-        raw = {"name": name, "seeds": seeds, "data": data_table, "model": m, "train": train,
-               "search": {"kind": search} if isinstance(search, str) else dict(search)}
+        raw = {
+            "name": name,
+            "seeds": seeds,
+            "data": data_table,
+            "model": m,
+            "train": train,
+            "search": {"kind": search} if isinstance(search, str) else dict(search),
+        }
         self.config = config.validate_study(raw, "Study", Path.cwd())
 
-    def run(self, out=None, *, workers: int = 1, device: str | None = None, backend: str = "local",
-            form: str = "auto", verbose: bool = False) -> StudyResult:
+    def run(
+        self,
+        out=None,
+        *,
+        workers: int = 1,
+        device: str | None = None,
+        backend: str = "local",
+        form: str = "auto",
+        verbose: bool = False,
+    ) -> StudyResult:
         """Run (or resume, when `out` holds this study) and return the results. out=None: a new
         temporary folder (kept: `result.out`)."""
         from scalinglab.runner import run_study
 
         if self.inprocess and (workers > 1 or backend != "local"):
-            raise UserError("Study.run: workers: the model is a callable that cannot be imported by name "
-                            "(defined in __main__, a lambda or a closure); allowed: workers=1, or define "
-                            "it in a module")
+            raise UserError(
+                "Study.run: workers: the model is a callable that cannot be imported by name "
+                "(defined in __main__, a lambda or a closure); allowed: workers=1, or define "
+                "it in a module"
+            )
         out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix=f"scalinglab-{self.config.name}-"))
-        run_study(self.config, out, source="python api", backend=backend, workers=workers, device=device,
-                  form=form, log=None if verbose else (lambda msg: None))
+        run_study(
+            self.config,
+            out,
+            source="python api",
+            backend=backend,
+            workers=workers,
+            device=device,
+            form=form,
+            log=None if verbose else (lambda msg: None),
+        )
         return StudyResult(out, self.config.name)

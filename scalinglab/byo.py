@@ -27,15 +27,18 @@ def _data_table(d, table: str, base: Path, where: str):
     d = dict(d)
     if "kind" in d:
         if "name" in d:
-            raise UserError(f"{where}: {table}.kind: given {d['kind']!r} and name {d['name']!r}; "
-                            f"allowed: one of them (kind is an alias of name)")
+            raise UserError(
+                f"{where}: {table}.kind: given {d['kind']!r} and name {d['name']!r}; "
+                f"allowed: one of them (kind is an alias of name)"
+            )
         d["name"] = d.pop("kind")
     opts = dict(d.get("options") or {}) if isinstance(d.get("options", {}), dict) else d.get("options")
     for k in ARRAY_KEYS:
         if k in d:
             if isinstance(opts, dict) and k in opts:
-                raise UserError(f"{where}: {table}.{k}: given both as {table}.{k} and {table}.options.{k}; "
-                                f"allowed: one of them")
+                raise UserError(
+                    f"{where}: {table}.{k}: given both as {table}.{k} and {table}.options.{k}; allowed: one of them"
+                )
             opts[k] = d.pop(k)
     if d.get("name") == "indices" and isinstance(opts, dict):  # the user's own pool (data/indices.py)
         for k in ("pool_size", "stratify", "unit"):

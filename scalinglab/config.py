@@ -82,8 +82,9 @@ class ModelConfig(_Strict):
     @model_validator(mode="after")
     def _factory(self):  # byo: a factory and family "factory" go together
         if (self.factory is not None) != (self.family == "factory"):
-            raise ValueError("family \"factory\" needs factory = \"module:function\", and factory needs "
-                             "family \"factory\" (or no family)")
+            raise ValueError(
+                'family "factory" needs factory = "module:function", and factory needs family "factory" (or no family)'
+            )
         if self.sizes is not None and (not self.sizes or any(not s for s in self.sizes)):
             raise ValueError("sizes must be a non-empty list of non-empty size tables, e.g. [{ width = 32 }]")
         return self
@@ -100,8 +101,10 @@ class ModelConfig(_Strict):
         if self.sizes is not None:  # byo: explicit size dicts, as listed
             return [dict(s) for s in self.sizes]
         if self.family == "user":
-            raise ValueError("model.sizes is required with your own trainer, e.g. sizes = [{ width = 64 }, "
-                             "{ width = 256 }] (each size dict is passed to it)")
+            raise ValueError(
+                "model.sizes is required with your own trainer, e.g. sizes = [{ width = 64 }, "
+                "{ width = 256 }] (each size dict is passed to it)"
+            )
         if self.factory is not None:
             raise ValueError("model.sizes is required with a factory, e.g. sizes = [{ width = 32 }, { width = 128 }]")
         knob, values = ("channels", self.channels) if self.family == "cnn1d" else ("width", self.widths)
@@ -139,9 +142,9 @@ class TrainConfig(_Strict):
         if self.function is not None and self.command is not None:
             raise ValueError("give function or command, not both")
         if self.function is not None and (":" not in self.function or self.function.startswith(":")):
-            raise ValueError("function must be \"module:function\", e.g. \"my_train:train\"")
+            raise ValueError('function must be "module:function", e.g. "my_train:train"')
         if self.command is not None and (not self.command or not self.command[0]):
-            raise ValueError("command must be a non-empty list of arguments, e.g. [\"python\", \"train.py\"]")
+            raise ValueError('command must be a non-empty list of arguments, e.g. ["python", "train.py"]')
         if self.timeout is not None:
             if self.command is None:
                 raise ValueError("timeout applies to a command; a function runs in scalinglab's process")
@@ -175,8 +178,7 @@ class TrainConfig(_Strict):
 
     def builtin_dict(self) -> dict:
         """The built-in loop's settings as they go into its trial specs (unchanged since wave 1)."""
-        return self.model_dump(exclude={"device", "function", "command", "timeout", "version", "hparams",
-                                        "base_dir"})
+        return self.model_dump(exclude={"device", "function", "command", "timeout", "version", "hparams", "base_dir"})
 
 
 class MetricConfig(_Strict):
@@ -274,8 +276,10 @@ class ResourcesConfig(_Strict):
 # A study name becomes the folder runs/<name>/ and is printed and put in reports: a plain slug only
 # (no "/", "..", NUL, absolute paths, 300-character names). `--out` is the way to choose a folder.
 NAME_RE = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,99}")
-NAME_ALLOWED = ("letters, digits, '-', '_' and '.', not starting with '.', at most 100 characters "
-                "(choose the output folder with --out)")
+NAME_ALLOWED = (
+    "letters, digits, '-', '_' and '.', not starting with '.', at most 100 characters "
+    "(choose the output folder with --out)"
+)
 
 
 class Study(_Strict):
@@ -301,7 +305,7 @@ class Study(_Strict):
     def _grid(self):
         self.model.size_grid()  # raises when the family's knob is missing
         if (self.search.kind == "weighting") != (self.aux is not None):
-            raise ValueError("search.kind = \"weighting\" needs an [aux] table, and [aux] needs it")
+            raise ValueError('search.kind = "weighting" needs an [aux] table, and [aux] needs it')
         return self
 
     def sizes(self) -> list[int]:
@@ -313,9 +317,9 @@ class Study(_Strict):
 
 # --- loading -----------------------------------------------------------------------------------
 
+
 def preset_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("scalinglab.presets").iterdir()
-                  if p.name.endswith(".toml"))
+    return sorted(p.name[:-5] for p in resources.files("scalinglab.presets").iterdir() if p.name.endswith(".toml"))
 
 
 def preset_text(name: str) -> str:
@@ -324,8 +328,14 @@ def preset_text(name: str) -> str:
 
 def _field_path(loc) -> str:
     # pydantic names a union's branches in the path ("literal['error']", "MetricConfig"): not a field
-    return ".".join(str(p) for p in loc if not str(p).startswith(("function-", "literal[")) and
-                    not (isinstance(p, str) and p[:1].isupper())) or "(top level)"
+    return (
+        ".".join(
+            str(p)
+            for p in loc
+            if not str(p).startswith(("function-", "literal[")) and not (isinstance(p, str) and p[:1].isupper())
+        )
+        or "(top level)"
+    )
 
 
 def _one_line(where: str, err: ValidationError, raw: dict) -> UserError:
@@ -336,8 +346,9 @@ def _one_line(where: str, err: ValidationError, raw: dict) -> UserError:
     field = _field_path(e["loc"])
     msg = e["msg"].removeprefix("Value error, ")
     if e["type"] == "extra_forbidden":
-        return UserError(f"{where}: {field}: unknown key (given {e['input']!r}); see `scalinglab presets` "
-                         f"for valid studies")
+        return UserError(
+            f"{where}: {field}: unknown key (given {e['input']!r}); see `scalinglab presets` for valid studies"
+        )
     if e["type"] == "missing":
         return UserError(f"{where}: {field}: missing; it is required")
     given = e.get("input")
@@ -376,25 +387,39 @@ def _check_user_trainer(study: Study, where: str) -> None:
     """Your own trainer: everything that can be known before a trial runs (docs/trainers.md)."""
     user, indices = study.train.user, study.data.name == "indices"
     if user != indices:
-        raise UserError(f"{where}: " + ("data.kind: given " + repr(study.data.name) + " with train.function/"
-                        "command; allowed: \"indices\" (your code reads the subsets scalinglab picks)" if user else
-                        "train: data kind \"indices\" needs your own trainer; allowed: train.function = "
-                        "\"module:function\" or train.command = [...]"))
+        raise UserError(
+            f"{where}: "
+            + (
+                "data.kind: given " + repr(study.data.name) + " with train.function/"
+                'command; allowed: "indices" (your code reads the subsets scalinglab picks)'
+                if user
+                else 'train: data kind "indices" needs your own trainer; allowed: train.function = '
+                '"module:function" or train.command = [...]'
+            )
+        )
     f = study.search.factor
     if f is not None and f not in FACTORS and not (user and f in study.train.hparams):
-        raise UserError(f"{where}: search.factor: given {f!r}; allowed: {', '.join(FACTORS)}"
-                        + (", or a key of [train.hparams]" if user else ""))
+        raise UserError(
+            f"{where}: search.factor: given {f!r}; allowed: {', '.join(FACTORS)}"
+            + (", or a key of [train.hparams]" if user else "")
+        )
     if isinstance(study.metric, MetricConfig) and not user:
-        raise UserError(f"{where}: metric: given a [metric] table; allowed: only with your own trainer (the "
-                        f"built-in data sets measure their own error)")
+        raise UserError(
+            f"{where}: metric: given a [metric] table; allowed: only with your own trainer (the "
+            f"built-in data sets measure their own error)"
+        )
     if not user:
         return
     if study.model.family != "user":
-        raise UserError(f"{where}: model.family: given {study.model.family!r} with your own trainer; allowed: "
-                        f"none (list sizes = [{{ width = 64 }}, ...]; each size dict is passed to your trainer)")
+        raise UserError(
+            f"{where}: model.family: given {study.model.family!r} with your own trainer; allowed: "
+            f"none (list sizes = [{{ width = 64 }}, ...]; each size dict is passed to your trainer)"
+        )
     if f == "batchnorm":
-        raise UserError(f"{where}: search.factor: given 'batchnorm' with your own trainer; allowed: lr, "
-                        f"weight_decay, batch_size, optimizer or a key of [train.hparams]")
+        raise UserError(
+            f"{where}: search.factor: given 'batchnorm' with your own trainer; allowed: lr, "
+            f"weight_decay, batch_size, optimizer or a key of [train.hparams]"
+        )
     if study.aux is not None:
         raise UserError(f"{where}: aux: given with your own trainer; allowed: only with the built-in loop")
     from scalinglab.data.indices import check_options
@@ -412,12 +437,16 @@ def _check_user_trainer(study: Study, where: str) -> None:
     known = user_mod.known_placeholders({k for s in sizes for k in s}, hp)
     for name in sorted(user_mod.placeholders(study.train.command)):
         if name not in known:
-            raise UserError(f"{where}: train.command: given the placeholder {{{name}}}; allowed: "
-                            f"{', '.join('{' + k + '}' for k in known)}")
+            raise UserError(
+                f"{where}: train.command: given the placeholder {{{name}}}; allowed: "
+                f"{', '.join('{' + k + '}' for k in known)}"
+            )
         missing = [s for s in sizes if name not in s and name not in hp and name not in user_mod.FIXED_PLACEHOLDERS]
         if missing:
-            raise UserError(f"{where}: train.command: given the placeholder {{{name}}}; model size {missing[0]} "
-                            f"has no {name!r}; allowed: a key every size has")
+            raise UserError(
+                f"{where}: train.command: given the placeholder {{{name}}}; model size {missing[0]} "
+                f"has no {name!r}; allowed: a key every size has"
+            )
     exe = study.train.command[0]
     if not user_mod.placeholders([exe]):
         import os
@@ -426,11 +455,15 @@ def _check_user_trainer(study: Study, where: str) -> None:
         path = Path(study.train.base_dir or ".") / exe
         found = shutil.which(exe) if os.sep not in exe else (str(path) if path.exists() else None)
         if found is None:
-            raise UserError(f"{where}: train.command: given {exe!r}; allowed: a program on PATH or a path "
-                            f"relative to the study file's folder (not found)")
+            raise UserError(
+                f"{where}: train.command: given {exe!r}; allowed: a program on PATH or a path "
+                f"relative to the study file's folder (not found)"
+            )
         if not os.access(found, os.X_OK):
-            raise UserError(f"{where}: train.command: given {exe!r}; allowed: an executable file ({found} is not "
-                            f"executable: chmod +x it, or run it through its interpreter, e.g. [\"python\", ...])")
+            raise UserError(
+                f"{where}: train.command: given {exe!r}; allowed: an executable file ({found} is not "
+                f'executable: chmod +x it, or run it through its interpreter, e.g. ["python", ...])'
+            )
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd")  # train/trial.py make_optimizer
@@ -449,8 +482,7 @@ def _check_levels(study: Study, where: str) -> None:
     field = "search.levels"
     for v in levels:
         if f == "optimizer" and not study.train.user and v not in OPTIMIZERS:
-            raise UserError(f"{where}: {field}: given {show(v)} for factor optimizer; allowed: "
-                            f"{', '.join(OPTIMIZERS)}")
+            raise UserError(f"{where}: {field}: given {show(v)} for factor optimizer; allowed: {', '.join(OPTIMIZERS)}")
         if f == "lr" and not (_is_num(v) and 0 < v <= 10):
             raise UserError(f"{where}: {field}: given {show(v)} for factor lr; allowed: learning rates in (0, 10]")
         if f == "weight_decay" and not (_is_num(v) and v >= 0):
@@ -474,24 +506,27 @@ def _check_sizes(study: Study, where: str) -> None:
     for i, size in enumerate(study.model.sizes or ()):
         for k, v in size.items():
             if k not in entry.knobs:
-                raise UserError(f"{where}: model.sizes[{i}].{k}: unknown key for family {entry.name!r} "
-                                f"(given {show(v)}); allowed: {', '.join(entry.knobs)}")
+                raise UserError(
+                    f"{where}: model.sizes[{i}].{k}: unknown key for family {entry.name!r} "
+                    f"(given {show(v)}); allowed: {', '.join(entry.knobs)}"
+                )
             if not (isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1_000_000):
-                raise UserError(f"{where}: model.sizes[{i}].{k}: given {show(v)}; allowed: an integer in "
-                                f"1..1000000")
+                raise UserError(f"{where}: model.sizes[{i}].{k}: given {show(v)}; allowed: an integer in 1..1000000")
     ref = study.search.reference
     if ref is not None:
         for k, v in ref.items():
             if k != "lr" and k not in entry.knobs:
-                raise UserError(f"{where}: search.reference.{k}: unknown key for family {entry.name!r} "
-                                f"(given {show(v)}); allowed: {', '.join(entry.knobs)}, lr")
+                raise UserError(
+                    f"{where}: search.reference.{k}: unknown key for family {entry.name!r} "
+                    f"(given {show(v)}); allowed: {', '.join(entry.knobs)}, lr"
+                )
         if "lr" in ref and not (_is_num(ref["lr"]) and 0 < ref["lr"] <= 10):
-            raise UserError(f"{where}: search.reference.lr: given {show(ref['lr'])}; allowed: a learning rate "
-                            f"in (0, 10]")
+            raise UserError(
+                f"{where}: search.reference.lr: given {show(ref['lr'])}; allowed: a learning rate in (0, 10]"
+            )
         knobs = {k: v for k, v in ref.items() if k != "lr"}
         if knobs and not any(all(s.get(k) == v for k, v in knobs.items()) for s in study.model.size_grid()):
-            raise UserError(f"{where}: search.reference: given {show(knobs)}; allowed: one of the listed "
-                            f"model sizes")
+            raise UserError(f"{where}: search.reference: given {show(knobs)}; allowed: one of the listed model sizes")
 
 
 def _check_against_registries(study: Study, where: str) -> None:
@@ -504,8 +539,10 @@ def _check_against_registries(study: Study, where: str) -> None:
     if study.train.user:
         n_pool = study.data.options["pool_size"]
         if study.sizes()[-1] > n_pool:
-            raise UserError(f"{where}: data.sizes: given a largest size of {study.sizes()[-1]}; allowed: at most "
-                            f"data.pool_size, {n_pool} examples")
+            raise UserError(
+                f"{where}: data.sizes: given a largest size of {study.sizes()[-1]}; allowed: at most "
+                f"data.pool_size, {n_pool} examples"
+            )
         return
     if study.model.factory is not None:  # byo: the user's factory must import (one-line error if not)
         from scalinglab.models.factory import check
@@ -519,24 +556,27 @@ def _check_against_registries(study: Study, where: str) -> None:
     n_pool = pool_size(study.data.name, study.data.options, where)
     sizes = study.sizes()
     if sizes[-1] > n_pool:
-        raise UserError(f"{where}: data.sizes: given a largest size of {sizes[-1]}; allowed: at most the "
-                        f"train pool of {study.data.name!r}, {n_pool} examples")
+        raise UserError(
+            f"{where}: data.sizes: given a largest size of {sizes[-1]}; allowed: at most the "
+            f"train pool of {study.data.name!r}, {n_pool} examples"
+        )
     if study.model.factory is not None:  # the factory once, on the data's shape (models/factory.py smoke)
         from scalinglab.data.registry import load
         from scalinglab.models.factory import smoke
 
         ds = load(study.data.name, study.data.options, where=where)
         try:
-            smoke(study.model.factory, study.model.size_grid()[0], ds.input_shape, ds.n_classes,
-                  study.model.sys_path)
+            smoke(study.model.factory, study.model.size_grid()[0], ds.input_shape, ds.n_classes, study.model.sys_path)
         except UserError as e:
             raise UserError(f"{where}: {e}") from None
     if study.aux is not None:  # weighting study: the auxiliary set must exist and fit its pool
         aux_pool = pool_size(study.aux.name, study.aux.options, where)
         need = study.aux.n_aux(sizes[-1])
         if aux_pool == 0 or need > aux_pool:
-            raise UserError(f"{where}: aux: given {need} auxiliary examples of {study.aux.name!r}; "
-                            f"allowed: 1 to its train pool of {aux_pool} examples")
+            raise UserError(
+                f"{where}: aux: given {need} auxiliary examples of {study.aux.name!r}; "
+                f"allowed: 1 to its train pool of {aux_pool} examples"
+            )
 
 
 def load_study(arg: str | None) -> tuple[Study, str]:

@@ -39,7 +39,7 @@ def num(v, digits: int = 3) -> str:
 
 
 def interval(ci, spec: str = ".2f") -> str:
-    """"[lo, hi]" in format `spec`; "" when the interval is missing or open."""
+    """ "[lo, hi]" in format `spec`; "" when the interval is missing or open."""
     if not ci or len(ci) != 2 or finite(ci[0]) is None or finite(ci[1]) is None:
         return ""
     return f"[{float(ci[0]):{spec}}, {float(ci[1]):{spec}}]"

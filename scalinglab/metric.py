@@ -40,15 +40,21 @@ class Metric:
             raise ValueError(f"{self.name} = {value!r} is not a finite number")
         e = self.best - v if self.goal == "max" else v
         if e < 0:
-            raise ValueError(f"{self.name} = {v:g} is " + (f"above its best value {self.best:g}" if self.goal == "max"
-                                                             else "negative; a metric to minimise must be >= 0"))
+            raise ValueError(
+                f"{self.name} = {v:g} is "
+                + (
+                    f"above its best value {self.best:g}"
+                    if self.goal == "max"
+                    else "negative; a metric to minimise must be >= 0"
+                )
+            )
         return e
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "label": self.label}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Metric":
+    def from_dict(cls, d: dict) -> Metric:
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in fields})
 
@@ -58,8 +64,11 @@ def study_metric(config: dict) -> Metric:
     else the built-in data set's own (error rate, or bits per character for the character LM)."""
     m = config.get("metric")
     if isinstance(m, dict):  # [metric] table
-        desc = (f"dev {m['name']} (median over seeds of each trial's minimum)" if m.get("goal", "min") == "min"
-                else f"dev {m.get('best', 1.0):g} - {m['name']} (median over seeds of each trial's best)")
+        desc = (
+            f"dev {m['name']} (median over seeds of each trial's minimum)"
+            if m.get("goal", "min") == "min"
+            else f"dev {m.get('best', 1.0):g} - {m['name']} (median over seeds of each trial's best)"
+        )
         goal, best, rg = m.get("goal", "min"), float(m.get("best", 1.0)), m.get("random_guess")
         rate = m.get("rate")
         if rate is None:  # a fraction: 1 - accuracy, or a metric whose random guess is at most 1 (WER)
@@ -71,9 +80,12 @@ def study_metric(config: dict) -> Metric:
 
     ds = load(config["data"]["name"], config["data"].get("options", {}))  # cached on disk
     if ds.metric == "bits":
-        return Metric(name="bits per character", random_guess=ds.random_guess_error, rate=False,
-                      description="dev cross-entropy in bits per character (median over seeds of each "
-                                  "trial's minimum)")
+        return Metric(
+            name="bits per character",
+            random_guess=ds.random_guess_error,
+            rate=False,
+            description="dev cross-entropy in bits per character (median over seeds of each trial's minimum)",
+        )
     return Metric(random_guess=ds.random_guess_error)
 
 

@@ -22,8 +22,13 @@ from scalinglab.train.trial import resolve_device, trial_id
 def machine_info(device: str) -> dict:
     import torch
 
-    info = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(), "device": device}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "device": device,
+    }
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name(0)
     from scalinglab import __version__
@@ -32,10 +37,23 @@ def machine_info(device: str) -> dict:
     return info
 
 
-def run_study(study: Study, out: Path, *, source: str = "", backend: str = "local", workers: int = 1,
-              device: str | None = None, progress=None, form: str = "auto", log=None,
-              backend_options: dict | None = None, retry_failed: bool = False, batched: bool = True,
-              threads: int | None = None, on_open=None) -> dict:
+def run_study(
+    study: Study,
+    out: Path,
+    *,
+    source: str = "",
+    backend: str = "local",
+    workers: int = 1,
+    device: str | None = None,
+    progress=None,
+    form: str = "auto",
+    log=None,
+    backend_options: dict | None = None,
+    retry_failed: bool = False,
+    batched: bool = True,
+    threads: int | None = None,
+    on_open=None,
+) -> dict:
     """Run (or resume) `study` into folder `out`; returns the summary dict.
 
     progress: an object with `start(total, done, todo)`, `advance(spec, result)`, `stop()` (or None).
@@ -67,8 +85,19 @@ def run_study(study: Study, out: Path, *, source: str = "", backend: str = "loca
         before = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            return run_study(study, out, source=source, backend=be, workers=workers, device=device,
-                             progress=progress, form=form, log=log, retry_failed=retry_failed, on_open=on_open)
+            return run_study(
+                study,
+                out,
+                source=source,
+                backend=be,
+                workers=workers,
+                device=device,
+                progress=progress,
+                form=form,
+                log=log,
+                retry_failed=retry_failed,
+                on_open=on_open,
+            )
         finally:
             torch.set_num_threads(before)
     out = Path(out)
@@ -115,8 +144,9 @@ def run_study(study: Study, out: Path, *, source: str = "", backend: str = "loca
         prev = next((s["info"] for s in store.studies() if s["name"] == study.name), {})
         wall = prev.get("wall_time_total", 0.0) + (time.time() - t0)
         store.update_study_info(study.name, wall_time_total=wall, last_run_wall_time=time.time() - t0)
-        summary = summarize(store, study.name, study.to_dict(), form=form,
-                            extra={"wall_time_s": round(wall, 1), "device": device})
+        summary = summarize(
+            store, study.name, study.to_dict(), form=form, extra={"wall_time_s": round(wall, 1), "device": device}
+        )
         write_summary(out, summary)
     finally:
         store.close()

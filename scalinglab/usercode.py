@@ -40,16 +40,23 @@ def _load_local(top: str, path: Path, field: str, ref: str):
     if existing is not None:
         if Path(getattr(existing, "__file__", "") or "").resolve() == path:
             return existing
-        raise UserError(f"{field}: given {ref!r}; {path} is named like the module {top!r} that is already "
-                        f"imported from {getattr(existing, '__file__', 'built-in')}; allowed: rename your file")
+        raise UserError(
+            f"{field}: given {ref!r}; {path} is named like the module {top!r} that is already "
+            f"imported from {getattr(existing, '__file__', 'built-in')}; allowed: rename your file"
+        )
     # what `import top` gives without any study folder (those we appended to sys.path)
-    other = importlib.machinery.PathFinder.find_spec(top, [p for p in sys.path if p not in _APPENDED])  # what `import top` gives without the study folder
+    other = importlib.machinery.PathFinder.find_spec(
+        top, [p for p in sys.path if p not in _APPENDED]
+    )  # what `import top` gives without the study folder
     if other is not None and other.origin and Path(other.origin).resolve() != path:
-        raise UserError(f"{field}: given {ref!r}; {path} is named like the installed module {top!r} "
-                        f"({other.origin}); allowed: rename your file so it does not shadow it")
+        raise UserError(
+            f"{field}: given {ref!r}; {path} is named like the installed module {top!r} "
+            f"({other.origin}); allowed: rename your file so it does not shadow it"
+        )
     pkg = path.name == "__init__.py"
-    spec = importlib.util.spec_from_file_location(top, path, submodule_search_locations=[str(path.parent)] if pkg
-                                                  else None)
+    spec = importlib.util.spec_from_file_location(
+        top, path, submodule_search_locations=[str(path.parent)] if pkg else None
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[top] = module
     try:
@@ -85,8 +92,10 @@ def import_object(ref: str, folders=(), field: str = "function"):
     except BaseException as e:  # ImportError, or anything the user's module raises on import
         if isinstance(e, KeyboardInterrupt):
             raise
-        raise UserError(f"{field}: given {ref!r}; importing {mod_name!r} failed ({type(e).__name__}: {e}); "
-                        f"searched {', '.join(folders) or 'sys.path'}") from None
+        raise UserError(
+            f"{field}: given {ref!r}; importing {mod_name!r} failed ({type(e).__name__}: {e}); "
+            f"searched {', '.join(folders) or 'sys.path'}"
+        ) from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise UserError(f"{field}: given {ref!r}; module {mod_name!r} has no attribute {attr!r}")

@@ -31,8 +31,16 @@ def one_thread():
 
 
 def spec(seed=0, n=200, model=MLP, **train):
-    tr = {"optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0, "momentum": 0.9, "batch_size": 64,
-          "max_epochs": 4, "min_steps_per_epoch": 5, "patience": 100}
+    tr = {
+        "optimizer": "adam",
+        "lr": 3e-3,
+        "weight_decay": 0.0,
+        "momentum": 0.9,
+        "batch_size": 64,
+        "max_epochs": 4,
+        "min_steps_per_epoch": 5,
+        "patience": 100,
+    }
     tr.update(train)
     return {"data": DATA, "data_size": n, "model": dict(model), "train": tr, "seed": seed}
 
@@ -41,14 +49,27 @@ def rel(a, b):
     return abs(a - b) / max(abs(a), abs(b), 1e-12)
 
 
-@pytest.mark.parametrize("model,opt", [(MLP, "adam"), (CNN, "sgd"), ({**MLP, "batchnorm": True}, "adamw"),
-                                       ({**CNN, "batchnorm": True}, "adam")],
-                         ids=["mlp-adam", "cnn-sgd", "mlp-bn-adamw", "cnn-bn-adam"])
+@pytest.mark.parametrize(
+    "model,opt",
+    [(MLP, "adam"), (CNN, "sgd"), ({**MLP, "batchnorm": True}, "adamw"), ({**CNN, "batchnorm": True}, "adam")],
+    ids=["mlp-adam", "cnn-sgd", "mlp-bn-adamw", "cnn-bn-adam"],
+)
 def test_step_trajectories_match_run_trial(model, opt):
     # one step per "epoch": history = per-step train loss (before the update) and dev loss after it
-    specs = [spec(s, n=64, model=model, optimizer=opt, lr=lr, weight_decay=wd, max_epochs=12,
-                  min_steps_per_epoch=1, patience=100)
-             for s, lr, wd in [(0, 3e-3, 0.0), (1, 1e-2, 0.01), (2, 1e-3, 0.1)]]
+    specs = [
+        spec(
+            s,
+            n=64,
+            model=model,
+            optimizer=opt,
+            lr=lr,
+            weight_decay=wd,
+            max_epochs=12,
+            min_steps_per_epoch=1,
+            patience=100,
+        )
+        for s, lr, wd in [(0, 3e-3, 0.0), (1, 1e-2, 0.01), (2, 1e-3, 0.1)]
+    ]
     alone = [run_trial(s) for s in specs]
     together = run_group(specs, fallback=False)
     # With batch norm, the bias of the layer before it has a gradient that is zero up to rounding; Adam
@@ -69,8 +90,10 @@ def test_both_conv_forms_match_run_trial(conv_2d):
     """The CNN group's two conv forms (conv_2d: channels-last conv2d, the default; grouped conv1d) give
     run_trial's per-step losses, with batch norm and with the read-out after the last conv."""
     model = {"family": "cnn1d", "size": {"channels": 6, "depth": 3}, "batchnorm": True}
-    specs = [spec(s, n=64, model=model, optimizer="adam", lr=lr, max_epochs=6, min_steps_per_epoch=1,
-                  patience=100) for s, lr in [(0, 3e-3), (1, 1e-2)]]
+    specs = [
+        spec(s, n=64, model=model, optimizer="adam", lr=lr, max_epochs=6, min_steps_per_epoch=1, patience=100)
+        for s, lr in [(0, 3e-3), (1, 1e-2)]
+    ]
     for a, b in zip([run_trial(s) for s in specs], run_group(specs, fallback=False, conv_2d=conv_2d)):
         for ha, hb in zip(a["history"], b["history"]):
             assert rel(ha["train_loss"], hb["train_loss"]) < 1e-4, (ha, hb)
@@ -79,8 +102,12 @@ def test_both_conv_forms_match_run_trial(conv_2d):
 
 def test_mixed_group_agrees_with_run_trial():
     # different data sizes (so different epoch lengths), lr, weight decay, max_epochs in one group
-    specs = [spec(0, n=100), spec(1, n=300, lr=1e-3), spec(2, n=1000, weight_decay=0.05, max_epochs=2),
-             spec(3, n=640, model=MLP)]
+    specs = [
+        spec(0, n=100),
+        spec(1, n=300, lr=1e-3),
+        spec(2, n=1000, weight_decay=0.05, max_epochs=2),
+        spec(3, n=640, model=MLP),
+    ]
     assert len({group_key(s) for s in specs}) == 1
     alone = [run_trial(s) for s in specs]
     together = run_group(specs, fallback=False)
@@ -127,8 +154,9 @@ def test_a_diverging_model_does_not_touch_the_others():
     assert with_bad[1]["error"] == alone["error"]
     for a, b in zip([with_bad[0], with_bad[2]], without):
         assert a["status"] == "ok"
-        assert [h["train_loss"] for h in a["history"]] == pytest.approx([h["train_loss"] for h in b["history"]],
-                                                                        rel=1e-5)
+        assert [h["train_loss"] for h in a["history"]] == pytest.approx(
+            [h["train_loss"] for h in b["history"]], rel=1e-5
+        )
         assert a["min_dev_error"] == b["min_dev_error"]
 
 
@@ -137,8 +165,9 @@ def test_vmap_engine_matches_bmm():
     a = run_group(specs, engine="bmm", fallback=False)
     b = run_group(specs, engine="vmap", fallback=False)
     for ra, rb in zip(a, b):
-        assert [h["train_loss"] for h in ra["history"]] == pytest.approx([h["train_loss"] for h in rb["history"]],
-                                                                         rel=1e-4)
+        assert [h["train_loss"] for h in ra["history"]] == pytest.approx(
+            [h["train_loss"] for h in rb["history"]], rel=1e-4
+        )
 
 
 def test_batchnorm_under_vmap_falls_back_to_run_trial():
@@ -192,11 +221,15 @@ def test_fused_mlp_step_matches_autograd():
     # reallocated) and, under SGD, a diverging member
     import scalinglab.train.batched as batched
 
-    groups = [[spec(0, n=64, min_steps_per_epoch=1, max_epochs=8, lr=1e-2), spec(1, n=200, max_epochs=3),
-               spec(2, patience=1, max_epochs=30, lr=3e-2), spec(3, n=64, min_steps_per_epoch=1, max_epochs=8,
-                                                                weight_decay=0.1)],
-              [spec(0, optimizer="sgd", lr=0.05), spec(1, optimizer="sgd", lr=1e5),
-               spec(2, optimizer="sgd", lr=0.02, n=500)]]
+    groups = [
+        [
+            spec(0, n=64, min_steps_per_epoch=1, max_epochs=8, lr=1e-2),
+            spec(1, n=200, max_epochs=3),
+            spec(2, patience=1, max_epochs=30, lr=3e-2),
+            spec(3, n=64, min_steps_per_epoch=1, max_epochs=8, weight_decay=0.1),
+        ],
+        [spec(0, optimizer="sgd", lr=0.05), spec(1, optimizer="sgd", lr=1e5), spec(2, optimizer="sgd", lr=0.02, n=500)],
+    ]
     g = batched._GroupTrainer(groups[0], "cpu", "bmm", None, False)
     assert g.mlp is not None and not any(p.requires_grad for p in g.P.values())
     fused = [run_group(specs, fallback=False) for specs in groups]
@@ -205,10 +238,10 @@ def test_fused_mlp_step_matches_autograd():
     assert fused[1][1]["status"] == "diverged"
     for a, b in zip(fused[0] + fused[1], auto[0] + auto[1]):
         assert (a["status"], a["steps"], a["epochs"]) == (b["status"], b["steps"], b["epochs"])
-        assert [h["train_loss"] for h in a["history"]] == pytest.approx([h["train_loss"] for h in b["history"]],
-                                                                        rel=1e-5)
-        assert [h["dev_loss"] for h in a["history"]] == pytest.approx([h["dev_loss"] for h in b["history"]],
-                                                                      rel=1e-5)
+        assert [h["train_loss"] for h in a["history"]] == pytest.approx(
+            [h["train_loss"] for h in b["history"]], rel=1e-5
+        )
+        assert [h["dev_loss"] for h in a["history"]] == pytest.approx([h["dev_loss"] for h in b["history"]], rel=1e-5)
         assert a["min_dev_error"] == b["min_dev_error"]
 
 
@@ -223,8 +256,11 @@ def test_stacked_optimizer_buckets_match_torch_optim(kind, fused):
     assert StackedOptimizer.FUSED  # this torch has the fused kernels: the fused case is really fused
     from scalinglab.train.trial import make_optimizer
 
-    for hps in ([(1e-2, 0.0, 0.9)] * 4, [(1e-2, 0.0, 0.9)] * 2 + [(3e-2, 0.1, 0.5)] * 2,
-                [(1e-2, 0.0, 0.9), (3e-2, 0.1, 0.5)] * 2):
+    for hps in (
+        [(1e-2, 0.0, 0.9)] * 4,
+        [(1e-2, 0.0, 0.9)] * 2 + [(3e-2, 0.1, 0.5)] * 2,
+        [(1e-2, 0.0, 0.9), (3e-2, 0.1, 0.5)] * 2,
+    ):
         torch.manual_seed(0)
         p0, grads = torch.randn(4, 5, 3), [torch.randn(4, 5, 3) for _ in range(3)]
         p = p0.clone()
@@ -242,20 +278,26 @@ def test_stacked_optimizer_buckets_match_torch_optim(kind, fused):
             assert torch.allclose(p[s], expect, rtol=1e-5, atol=1e-7), (hps, s)
 
 
-@pytest.mark.parametrize("model,fused", [(MLP, True), (CNN, False), ({**MLP, "batchnorm": True}, False)],
-                         ids=["mlp", "cnn", "mlp-bn"])
+@pytest.mark.parametrize(
+    "model,fused", [(MLP, True), (CNN, False), ({**MLP, "batchnorm": True}, False)], ids=["mlp", "cnn", "mlp-bn"]
+)
 def test_group_of_one(model, fused, monkeypatch):
     """A group of one plain MLP trains on the fused step (faster than run_trial), with run_trial's
     results; other groups of one are run_trial itself."""
     from scalinglab.train import batched
+
     s = spec(0, n=64, model=model, max_epochs=6, min_steps_per_epoch=1)
     alone = run_trial(s)
     calls = []
     monkeypatch.setattr(batched, "run_trial", lambda *a, **k: calls.append(a) or run_trial(*a, **k))
     (one,) = run_group([s])
     assert bool(calls) is not fused
-    assert (one["status"], one["epochs"], one["steps"], one["best_epoch"]) == \
-        (alone["status"], alone["epochs"], alone["steps"], alone["best_epoch"])
+    assert (one["status"], one["epochs"], one["steps"], one["best_epoch"]) == (
+        alone["status"],
+        alone["epochs"],
+        alone["steps"],
+        alone["best_epoch"],
+    )
     for ha, hb in zip(alone["history"], one["history"]):
         assert rel(ha["train_loss"], hb["train_loss"]) < 1e-4 and rel(ha["dev_loss"], hb["dev_loss"]) < 1e-4
     assert set(one) == set(alone)

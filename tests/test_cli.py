@@ -9,8 +9,7 @@ import pytest
 
 
 def cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "scalinglab.cli.main", *args], capture_output=True,
-                          text=True, **kw)
+    return subprocess.run([sys.executable, "-m", "scalinglab.cli.main", *args], capture_output=True, text=True, **kw)
 
 
 @pytest.fixture(scope="session")

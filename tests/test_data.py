@@ -6,7 +6,7 @@ from scalinglab.train.trial import subset
 
 
 def test_nested_sizes():
-    assert nested_sizes(16, 8192, 2) == [16 * 2 ** i for i in range(10)]
+    assert nested_sizes(16, 8192, 2) == [16 * 2**i for i in range(10)]
     s = nested_sizes(10, 1000, 2)
     assert s[0] == 10 and s[-1] == 1000 and all(1.8 < b / a < 2.2 for a, b in zip(s, s[1:]))
 
@@ -22,11 +22,14 @@ def test_stratified_order_prefixes_are_balanced():
         assert np.all(np.abs(counts - freq * n) <= 1.0 + 1e-9), (n, counts, freq * n)
 
 
-@pytest.mark.parametrize("name, options", [
-    ("teacher", {"n_train": 1000, "n_dev": 200, "n_test": 200}),
-    ("digits", {}),
-    ("mnist1d", {"n_train": 1000, "n_dev": 200, "n_test": 200}),
-])
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("teacher", {"n_train": 1000, "n_dev": 200, "n_test": 200}),
+        ("digits", {}),
+        ("mnist1d", {"n_train": 1000, "n_dev": 200, "n_test": 200}),
+    ],
+)
 def test_datasets_and_nested_subsets(name, options):
     ds = load(name, options)
     assert len(ds.x_train) == len(ds.y_train) and ds.x_dev.shape[1:] == ds.x_train.shape[1:]

@@ -2,7 +2,6 @@
 saturates while wider ones keep improving), data-bound (every width on one power law, far above its
 floor) and at the floor (the curve has flattened onto its floor)."""
 
-
 import numpy as np
 import pytest
 
@@ -38,9 +37,23 @@ class FakeBackend:
         for s in specs:
             m, w = s["data_size"], s["model"]["size"]["width"]
             e = self.err(m, w) * (1 + 0.005 * np.random.default_rng([s["seed"], m, w]).standard_normal())
-            yield s, {"id": trial_id(s), "status": "ok", "min_dev_error": e, "final_train_error": self.train(m, w, e),
-                      "params": 10 * w, "best_epoch": 1, "epochs": 5, "test_error": e, "history": [],
-                      "train_flops_per_example": 60.0 * w, "train_flops": 60.0 * w * 5 * m, "wall_time": 0.01}
+            yield (
+                s,
+                {
+                    "id": trial_id(s),
+                    "status": "ok",
+                    "min_dev_error": e,
+                    "final_train_error": self.train(m, w, e),
+                    "params": 10 * w,
+                    "best_epoch": 1,
+                    "epochs": 5,
+                    "test_error": e,
+                    "history": [],
+                    "train_flops_per_example": 60.0 * w,
+                    "train_flops": 60.0 * w * 5 * m,
+                    "wall_time": 0.01,
+                },
+            )
 
 
 def _run(tmp_path, err, train):
@@ -50,7 +63,7 @@ def _run(tmp_path, err, train):
 
 
 def capacity_err(m, w):  # width 4 saturates at 0.1 + ...; width 64 keeps falling
-    return 0.02 + 2 * m ** -0.5 + 0.4 / w
+    return 0.02 + 2 * m**-0.5 + 0.4 / w
 
 
 def test_capacity_bound_for_the_named_small_size(tmp_path):
@@ -66,7 +79,7 @@ def test_capacity_bound_for_the_named_small_size(tmp_path):
 
 
 def test_data_bound_when_larger_models_do_not_help(tmp_path):
-    law = lambda m, w: 0.01 + 3 * m ** -0.4  # noqa: E731  every width on the same curve
+    law = lambda m, w: 0.01 + 3 * m**-0.4  # noqa: E731  every width on the same curve
     _, config, df = _run(tmp_path, law, lambda m, w, e: 0.0)
     d = diagnose(df, config, form="pow_c")
     assert d["verdict"] == "data-bound", d["evidence"]
@@ -106,8 +119,11 @@ def test_parse_model_size():
 def test_folder_without_finished_trials_is_one_line(tmp_path, capsys):
     with Store(tmp_path) as s:
         s.begin_study("fake", parse_study(STUDY, "fake.toml").to_dict())
-    for argv in (["diagnose", str(tmp_path)], ["plan", str(tmp_path), "--target-error", "0.1"],
-                 ["diagnose", str(tmp_path / "nowhere")]):
+    for argv in (
+        ["diagnose", str(tmp_path)],
+        ["plan", str(tmp_path), "--target-error", "0.1"],
+        ["diagnose", str(tmp_path / "nowhere")],
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("scalinglab: error:")

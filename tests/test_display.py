@@ -102,8 +102,7 @@ def test_no_display_no_pyplot_no_backend_switch():
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env["MPLBACKEND"] = "svg"
     out = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"scalinglab-display-{os.getpid()}.png")
-    r = subprocess.run([sys.executable, "-c", code, out], env=env, capture_output=True, text=True,
-                       check=False)
+    r = subprocess.run([sys.executable, "-c", code, out], env=env, capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
     with open(out, "rb") as f:
         assert f.read(8) == PNG

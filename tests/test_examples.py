@@ -15,8 +15,9 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "scalinglab.cli.main", *args], capture_output=True,
-                          text=True, env=ENV, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "scalinglab.cli.main", *args], capture_output=True, text=True, env=ENV, cwd=cwd
+    )
 
 
 def summary(out: Path) -> dict:
@@ -37,8 +38,16 @@ def test_npz_example(tmp_path):
 def test_custom_model_example_in_spawned_workers(tmp_path):
     # run from another folder with 2 worker processes: the factory module is found next to the study
     # file, and spawned workers import it from the folder recorded in the spec
-    r = cli("run", str(EXAMPLES / "custom_model" / "study.toml"), "--out", str(tmp_path / "out"),
-            "--workers", "2", "--no-progress", cwd=tmp_path)
+    r = cli(
+        "run",
+        str(EXAMPLES / "custom_model" / "study.toml"),
+        "--out",
+        str(tmp_path / "out"),
+        "--workers",
+        "2",
+        "--no-progress",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     s = summary(tmp_path / "out")
     assert s["trials"]["ok"] == s["trials"]["total"] == 20
@@ -60,9 +69,11 @@ def test_charlm_example_smoke(tmp_path):
 
 # --- the user's own trainer (train/user.py): a function, a Lightning module, a command ------------
 
+
 def _user_example(tmp_path, name, *args, total):
-    r = cli("run", str(EXAMPLES / name / "study.toml"), "--out", str(tmp_path / "out"), "--no-progress", *args,
-            cwd=tmp_path)
+    r = cli(
+        "run", str(EXAMPLES / name / "study.toml"), "--out", str(tmp_path / "out"), "--no-progress", *args, cwd=tmp_path
+    )
     assert r.returncode == 0, r.stderr
     s = summary(tmp_path / "out")
     assert s["trials"]["ok"] == s["trials"]["total"] == total

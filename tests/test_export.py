@@ -43,8 +43,9 @@ def test_without_pyarrow_one_line_exit_2_nothing_written(smoke_run, monkeypatch,
     target = tmp_path / "t.parquet"
     assert main(["export", str(smoke_run.out), "--csv", str(tmp_path / "t.csv"), "--parquet", str(target)]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == ("scalinglab: error: export: --parquet needs pyarrow, which is not installed; "
-                           "pip install 'scalinglab[parquet]'")
+    assert err.strip() == (
+        "scalinglab: error: export: --parquet needs pyarrow, which is not installed; pip install 'scalinglab[parquet]'"
+    )
     assert not target.exists() and not (tmp_path / "t.csv").exists()
 
 

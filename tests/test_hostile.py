@@ -22,8 +22,10 @@ import pytest
 
 from scalinglab.cli.main import main
 
-DATA = ('name = "teacher"\noptions = {{ n_train = 600, n_dev = 100, n_test = 100, dim = 4, hidden = 8, '
-        'n_classes = 3{opts} }}\nsizes = {{ min = 32, max = 128 }}')
+DATA = (
+    'name = "teacher"\noptions = {{ n_train = 600, n_dev = 100, n_test = 100, dim = 4, hidden = 8, '
+    "n_classes = 3{opts} }}\nsizes = {{ min = 32, max = 128 }}"
+)
 BASE = {
     "": 'name = "hostile"\nseeds = 1',
     "data": DATA.format(opts=""),
@@ -53,7 +55,7 @@ def data(opts: str = "", sizes: str = "{ min = 32, max = 128 }") -> str:
         k, _, v = opts.partition("=")
         o[k.strip()] = v.strip()
     body = ", ".join(f"{k} = {v}" for k, v in o.items())
-    return f"name = \"teacher\"\noptions = {{ {body} }}\nsizes = {sizes}"
+    return f'name = "teacher"\noptions = {{ {body} }}\nsizes = {sizes}'
 
 
 def search(lines: str, kind: str = "grid") -> str:
@@ -144,8 +146,10 @@ STUDIES = {
     "split_seed-string": (dict(data=data() + '\nsplit_seed = "x"'), "data.split_seed"),
     # model
     "size-unknown-key": (dict(model='family = "mlp"\nsizes = [{ widht = 64 }]'), "model.sizes[0].widht"),
-    "size-second-unknown": (dict(model='family = "mlp"\nsizes = [{ width = 8 }, { width = 16, dept = 2 }]'),
-                            "model.sizes[1].dept"),
+    "size-second-unknown": (
+        dict(model='family = "mlp"\nsizes = [{ width = 8 }, { width = 16, dept = 2 }]'),
+        "model.sizes[1].dept",
+    ),
     "size-negative": (dict(model='family = "mlp"\nsizes = [{ width = -8 }]'), "model.sizes[0].width"),
     "size-string": (dict(model='family = "mlp"\nsizes = [{ width = "8" }]'), "model.sizes[0].width"),
     "size-float": (dict(model='family = "mlp"\nsizes = [{ width = 8.5 }]'), "model.sizes[0].width"),
@@ -173,16 +177,17 @@ STUDIES = {
     "train-unknown-key": (dict(train="lrr = 0.1"), "train.lrr"),
     "hparams-builtin": (dict(train="hparams = { dropout = 0.1 }"), "train"),
     # search: factor levels and lr grids
-    "levels-optimizer-unknown": (dict(search=search('factor = "optimizer"\nlevels = ["adam", "adma"]')),
-                                 "search.levels"),
+    "levels-optimizer-unknown": (
+        dict(search=search('factor = "optimizer"\nlevels = ["adam", "adma"]')),
+        "search.levels",
+    ),
     "levels-lr-negative": (dict(search=search('factor = "lr"\nlevels = [0.01, -0.01]')), "search.levels"),
     "levels-lr-zero": (dict(search=search('factor = "lr"\nlevels = [0, 0.01]')), "search.levels"),
     "levels-lr-string": (dict(search=search('factor = "lr"\nlevels = ["a", "b"]')), "search.levels"),
     "levels-wd-negative": (dict(search=search('factor = "weight_decay"\nlevels = [-1, 0]')), "search.levels"),
     "levels-batch-zero": (dict(search=search('factor = "batch_size"\nlevels = [0, 32]')), "search.levels"),
     "levels-batch-float": (dict(search=search('factor = "batch_size"\nlevels = [32.5, 64]')), "search.levels"),
-    "levels-batchnorm-string": (dict(search=search('factor = "batchnorm"\nlevels = ["yes", "no"]')),
-                                "search.levels"),
+    "levels-batchnorm-string": (dict(search=search('factor = "batchnorm"\nlevels = ["yes", "no"]')), "search.levels"),
     "levels-duplicate": (dict(search=search('factor = "lr"\nlevels = [0.1, 0.1]')), "search.levels"),
     "levels-one": (dict(search=search('factor = "lr"\nlevels = [0.1]')), "search"),
     "factor-unknown": (dict(search=search('factor = "dropout"\nlevels = [0.1, 0.2]')), "search.factor"),
@@ -192,12 +197,12 @@ STUDIES = {
     "lrs-huge": (dict(search=search("lrs = [100.0]", "hestness")), "search.lrs"),
     "search-kind": (dict(search='kind = "bogus"'), "search.kind"),
     "candidates-zero": (dict(search=search("candidates = 0", "hestness")), "search.candidates"),
-    "reference-unknown-key": (dict(search=search("reference = { widht = 8 }", "hestness")),
-                              "search.reference.widht"),
-    "reference-not-listed": (dict(search=search("reference = { width = 999 }", "hestness")),
-                             "search.reference"),
-    "reference-lr-negative": (dict(search=search("reference = { width = 8, lr = -1 }", "hestness")),
-                              "search.reference.lr"),
+    "reference-unknown-key": (dict(search=search("reference = { widht = 8 }", "hestness")), "search.reference.widht"),
+    "reference-not-listed": (dict(search=search("reference = { width = 999 }", "hestness")), "search.reference"),
+    "reference-lr-negative": (
+        dict(search=search("reference = { width = 8, lr = -1 }", "hestness")),
+        "search.reference.lr",
+    ),
     "metric-builtin": (dict(top='name = "h"\n[metric]\nname = "bleu"'), "metric"),
     "weighting-without-aux": (dict(search='kind = "weighting"'), "weighting"),
 }
@@ -280,6 +285,7 @@ def test_train_device_cuda_names_the_study_field(cwd, capsys):
 
 # --- your own data (kind = "arrays") -------------------------------------------------------------
 
+
 def _npz(path, **arrays):
     np.savez(path, **arrays)
     return path
@@ -310,14 +316,27 @@ def _arrays_cases(d: Path) -> dict:
         "dev_fraction-two": (arr.format("ok.npz") + "\ndev_fraction = 2.0", "dev_fraction"),
         "sizes-beyond-pool": (arr.format("ok.npz").replace("max = 128", "max = 4096"), "data.sizes"),
         "image_size-string": (arr.format("ok.npz") + '\nimage_size = "big"', "data.options.image_size"),
-        "kind-and-name": ('kind = "arrays"\nname = "arrays"\npath = "ok.npz"\nsizes = { min = 32, max = 128 }',
-                          "data.kind"),
+        "kind-and-name": (
+            'kind = "arrays"\nname = "arrays"\npath = "ok.npz"\nsizes = { min = 32, max = 128 }',
+            "data.kind",
+        ),
     }
 
 
-ARRAY_CASES = ["missing-file", "nan", "length-mismatch", "no-y", "object-array", "corrupt-npz",
-               "csv-no-label-column", "csv-wrong-label-column", "dev_fraction-two", "sizes-beyond-pool",
-               "image_size-string", "kind-and-name"]
+ARRAY_CASES = [
+    "missing-file",
+    "nan",
+    "length-mismatch",
+    "no-y",
+    "object-array",
+    "corrupt-npz",
+    "csv-no-label-column",
+    "csv-wrong-label-column",
+    "dev_fraction-two",
+    "sizes-beyond-pool",
+    "image_size-string",
+    "kind-and-name",
+]
 
 
 @pytest.mark.parametrize("case", ARRAY_CASES)
@@ -408,21 +427,20 @@ def test_factory_without_sizes(cwd, capsys):
 
 # --- CSVs for `scalinglab fit` -------------------------------------------------------------------
 
+
 def _curve(n=8):
     xs = np.geomspace(100, 1e5, n)
-    return xs, 0.05 + 2 * xs ** -0.4
+    return xs, 0.05 + 2 * xs**-0.4
 
 
 FIT_CSVS = {
     "missing-x-column": ("n,err\n1,2\n", ["--x", "size", "--y", "err"], "--x"),
     "missing-y-column": ("n,err\n1,2\n", ["--x", "n", "--y", "loss"], "--y"),
     "text-x": ("n,err\n" + "\n".join(f"a{i},0.{i + 1}" for i in range(6)), ["--x", "n", "--y", "err"], "--x n"),
-    "text-y": ("n,err\n" + "\n".join(f"{10 ** i},bad" for i in range(1, 7)), ["--x", "n", "--y", "err"], "--y err"),
-    "zero-x": ("n,err\n0,0.5\n" + "\n".join(f"{10 ** i},{1 / i}" for i in range(1, 7)),
-               ["--x", "n", "--y", "err"], "n"),
-    "negative-y": ("n,err\n" + "\n".join(f"{10 ** i},{-1 / i}" for i in range(1, 7)),
-                   ["--x", "n", "--y", "err"], "err"),
-    "inf-y": ("n,err\n" + "\n".join(f"{10 ** i},inf" for i in range(1, 7)), ["--x", "n", "--y", "err"], "err"),
+    "text-y": ("n,err\n" + "\n".join(f"{10**i},bad" for i in range(1, 7)), ["--x", "n", "--y", "err"], "--y err"),
+    "zero-x": ("n,err\n0,0.5\n" + "\n".join(f"{10**i},{1 / i}" for i in range(1, 7)), ["--x", "n", "--y", "err"], "n"),
+    "negative-y": ("n,err\n" + "\n".join(f"{10**i},{-1 / i}" for i in range(1, 7)), ["--x", "n", "--y", "err"], "err"),
+    "inf-y": ("n,err\n" + "\n".join(f"{10**i},inf" for i in range(1, 7)), ["--x", "n", "--y", "err"], "err"),
     "too-few-x": ("n,err\n10,0.5\n20,0.4\n", ["--x", "n", "--y", "err"], "n"),
     "empty-file": ("", ["--x", "n", "--y", "err"], "fit"),
     "header-only": ("n,err\n", ["--x", "n", "--y", "err"], "n"),
@@ -458,6 +476,7 @@ def test_fit_csv_binary_fifo_missing(cwd, capsys):
 
 
 # --- environment faults --------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def as_unprivileged():
@@ -497,10 +516,24 @@ class _Fake:
             if w == 8 and m == 128:
                 yield s, {"id": trial_id(s), "status": "failed", "error": "RuntimeError: out of memory"}
                 continue
-            e = 0.05 + 2 * m ** -0.4 * (1 + 0.01 * s["seed"]) + 0.1 / w
-            yield s, {"id": trial_id(s), "status": "ok", "min_dev_error": e, "final_train_error": e / 2,
-                      "params": 10 * w, "best_epoch": 1, "epochs": 2, "test_error": e, "history": [],
-                      "train_flops_per_example": 60.0 * w, "train_flops": 60.0 * w * 2 * m, "wall_time": 0.01}
+            e = 0.05 + 2 * m**-0.4 * (1 + 0.01 * s["seed"]) + 0.1 / w
+            yield (
+                s,
+                {
+                    "id": trial_id(s),
+                    "status": "ok",
+                    "min_dev_error": e,
+                    "final_train_error": e / 2,
+                    "params": 10 * w,
+                    "best_epoch": 1,
+                    "epochs": 2,
+                    "test_error": e,
+                    "history": [],
+                    "train_flops_per_example": 60.0 * w,
+                    "train_flops": 60.0 * w * 2 * m,
+                    "wall_time": 0.01,
+                },
+            )
 
 
 @pytest.fixture(scope="module")
@@ -509,8 +542,11 @@ def fake_store(tmp_path_factory):
     from scalinglab.runner import run_study
 
     out = tmp_path_factory.mktemp("store")
-    text = study_text(data=data(sizes="{ list = [32, 48, 64, 96, 128] }"),
-                      model='family = "mlp"\nwidths = [8, 16]\ndepths = [1]', top='name = "fake"\nseeds = 2')
+    text = study_text(
+        data=data(sizes="{ list = [32, 48, 64, 96, 128] }"),
+        model='family = "mlp"\nwidths = [8, 16]\ndepths = [1]',
+        top='name = "fake"\nseeds = 2',
+    )
     run_study(parse_study(text, "fake.toml"), out, backend=_Fake(), form="pow_c", log=lambda m: None)
     return out
 
@@ -543,11 +579,11 @@ READERS = {
 
 @pytest.mark.parametrize("case", list(READERS), ids=list(READERS))
 def test_read_only_store_can_be_read(fake_store, world_dir, capsys, case):
-    import scalinglab.cli.diagnose_cmd  # noqa: F401  imported before permissions apply
-    import scalinglab.cli.plan_cmd  # noqa: F401
-    import scalinglab.cli.status_cmd  # noqa: F401
-    import scalinglab.report.html  # noqa: F401
-    import scalinglab.report.markdown  # noqa: F401
+    import scalinglab.cli.diagnose_cmd
+    import scalinglab.cli.plan_cmd
+    import scalinglab.cli.status_cmd
+    import scalinglab.report.html
+    import scalinglab.report.markdown
     import scalinglab.report.plots  # noqa: F401
 
     # once as ourselves first: lazy imports and font caches may live where nobody cannot read
@@ -573,10 +609,10 @@ WRITERS = {
 
 @pytest.mark.parametrize("case", list(WRITERS), ids=list(WRITERS))
 def test_writing_into_read_only_folder_is_one_line(fake_store, world_dir, capsys, case):
-    import scalinglab.cli.export_cmd  # noqa: F401
-    import scalinglab.cli.report_cmd  # noqa: F401
-    import scalinglab.cli.run_cmd  # noqa: F401
-    import scalinglab.report.html  # noqa: F401
+    import scalinglab.cli.export_cmd
+    import scalinglab.cli.report_cmd
+    import scalinglab.cli.run_cmd
+    import scalinglab.report.html
     import scalinglab.report.plots  # noqa: F401
 
     s = world_dir / "study.toml"
@@ -624,9 +660,14 @@ def test_corrupt_or_foreign_store(cwd, capsys, kind, command):
     STORES[kind](f)
     (cwd / "study.toml").write_text(study_text())
     before = _tree(d)
-    argv = {"status": ["status", str(d)], "export": ["export", str(d), "--csv"], "report": ["report", str(d)],
-            "diagnose": ["diagnose", str(d)], "plan": ["plan", str(d), "--target-error", "0.1"],
-            "run": ["run", "study.toml", "--out", str(d), "--no-progress"]}[command]
+    argv = {
+        "status": ["status", str(d)],
+        "export": ["export", str(d), "--csv"],
+        "report": ["report", str(d)],
+        "diagnose": ["diagnose", str(d)],
+        "plan": ["plan", str(d), "--target-error", "0.1"],
+        "run": ["run", "study.toml", "--out", str(d), "--no-progress"],
+    }[command]
     if kind == "empty-file" and command == "run":
         pytest.skip("an empty file is an empty database: run makes it a store (as for a new folder)")
     rc = main(argv)
@@ -700,9 +741,14 @@ def test_full_disk_at_start_writes_nothing(cwd, capsys, small_fs):
 def test_full_disk_mid_run_keeps_the_store_consistent(cwd, capsys, small_fs):
     fs = small_fs("200k")
     p = cwd / "study.toml"
-    p.write_text(study_text(data=data(sizes="{ min = 16, max = 512 }"), top='name = "h"\nseeds = 3',
-                            model='family = "mlp"\nwidths = [8, 16]\ndepths = [1]',
-                            train="max_epochs = 30\npatience = 100"))
+    p.write_text(
+        study_text(
+            data=data(sizes="{ min = 16, max = 512 }"),
+            top='name = "h"\nseeds = 3',
+            model='family = "mlp"\nwidths = [8, 16]\ndepths = [1]',
+            train="max_epochs = 30\npatience = 100",
+        )
+    )
     rc = main(["run", str(p), "--no-progress", "--out", str(fs / "out")])
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err
@@ -717,8 +763,9 @@ def test_end_of_run_line_gives_each_failure_reason_once(fake_store, capsys):
     """Item 8: "3 failed" says why, each distinct reason once with its count."""
     import json
 
-    from scalinglab.cli.run_cmd import _print_summary
     from rich.console import Console
+
+    from scalinglab.cli.run_cmd import _print_summary
 
     s = json.loads((fake_store / "summary.json").read_text())
     assert s["trials"]["failure_reasons"] == {"RuntimeError: out of memory": s["trials"]["failed"]}
@@ -733,12 +780,17 @@ def test_failure_reasons_first_line_and_missing():
 
     from scalinglab.analysis.summary import failure_reasons
 
-    df = pd.DataFrame({"status": ["failed", "failed", "ok", "failed", "failed"],
-                       "error": ["ValueError: x\n  File a.py", "ValueError: x\n  File b.py", None, None, "lost worker"]})
+    df = pd.DataFrame(
+        {
+            "status": ["failed", "failed", "ok", "failed", "failed"],
+            "error": ["ValueError: x\n  File a.py", "ValueError: x\n  File b.py", None, None, "lost worker"],
+        }
+    )
     assert failure_reasons(df) == {"ValueError: x": 2, "(no reason recorded)": 1, "lost worker": 1}
 
 
 # --- `scalinglab fit` on large and odd tables (item 7) ---------------------------------------------
+
 
 def _rows_csv(path, ys_of_x, reps=50, seed=0):
     rng = np.random.default_rng(seed)
@@ -750,18 +802,21 @@ def _rows_csv(path, ys_of_x, reps=50, seed=0):
 
 
 def test_fit_aggregates_rows_per_x(cwd, capsys):
-    p = _rows_csv(cwd / "many.csv", lambda x: 0.05 + 2 * x ** -0.4, reps=2000)  # 16,000 rows
+    p = _rows_csv(cwd / "many.csv", lambda x: 0.05 + 2 * x**-0.4, reps=2000)  # 16,000 rows
     assert main(["fit", str(p), "--x", "n", "--y", "err", "--form", "pow_c", "--n-boot", "200"]) == 0
     out, err = capsys.readouterr()
     assert "(8 points)" in out and "warning" not in err
 
 
-@pytest.mark.parametrize("shape,words", [
-    ("flat", "is flat"),
-    ("increasing", "increases with x"),
-])
+@pytest.mark.parametrize(
+    "shape,words",
+    [
+        ("flat", "is flat"),
+        ("increasing", "increases with x"),
+    ],
+)
 def test_fit_warns_on_flat_and_increasing_curves(cwd, capsys, shape, words):
-    f = {"flat": lambda x: 0.2 + 0 * x, "increasing": lambda x: 0.01 * x ** 0.3}[shape]
+    f = {"flat": lambda x: 0.2 + 0 * x, "increasing": lambda x: 0.01 * x**0.3}[shape]
     p = _rows_csv(cwd / f"{shape}.csv", f, reps=3)
     if shape == "flat":  # exactly flat rows: no noise
         xs = np.geomspace(100, 1e5, 8).round()

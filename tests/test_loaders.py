@@ -41,6 +41,7 @@ def _err(path, **opts) -> str:
 
 # --- .npz ---------------------------------------------------------------------------------------
 
+
 def test_npz_reads_and_splits_stratified(tmp_path):
     x, y = _xy()
     np.savez(tmp_path / "d.npz", x=x, y=y + 5)  # labels 5..7 are mapped to 0..2
@@ -54,29 +55,50 @@ def test_npz_reads_and_splits_stratified(tmp_path):
 def test_npz_given_dev_test_and_string_labels(tmp_path):
     x, y = _xy()
     lab = np.array(["cat", "dog", "emu"])
-    np.savez(tmp_path / "d.npz", x=x[:200], y=lab[y[:200]], x_dev=x[200:250], y_dev=lab[y[200:250]],
-             x_test=x[250:], y_test=lab[y[250:]])
+    np.savez(
+        tmp_path / "d.npz",
+        x=x[:200],
+        y=lab[y[:200]],
+        x_dev=x[200:250],
+        y_dev=lab[y[200:250]],
+        x_test=x[250:],
+        y_test=lab[y[250:]],
+    )
     ds = arrays.read(tmp_path / "d.npz")
     assert len(ds.x_train) == 200 and len(ds.x_dev) == 50 and ds.meta["classes"] == ["cat", "dog", "emu"]
 
 
-@pytest.mark.parametrize("arrays_, needle", [
-    (lambda x, y: {"x": np.where(np.arange(300)[:, None] == 7, np.nan, x), "y": y}, "x: NaN or inf in example 7"),
-    (lambda x, y: {"x": x, "y": np.array([object()] * 300, dtype=object)}, "y: holds Python objects"),
-    (lambda x, y: {"x": x, "y": y[:, None]}, "y: shape (300, 1)"),
-    (lambda x, y: {"x": x, "y": y[:299]}, "y: 299 labels for 300 examples"),
-    (lambda x, y: {"x": x, "y": y + 0.5}, "at example 0; allowed: class labels"),
-    (lambda x, y: {"x": x[:, 0], "y": y}, "x: shape (300,)"),
-    (lambda x, y: {"x": x.astype(str), "y": y}, "x: dtype <U"),
-    (lambda x, y: {"y": y}, "x: missing"),
-    (lambda x, y: {"x": x, "y": y, "z": y}, "z: unknown array"),
-    (lambda x, y: {"x": x, "y": np.zeros(300, int)}, "y: a single class"),
-    (lambda x, y: {"x": x, "y": y, "x_dev": x[:5, :2], "y_dev": y[:5], "x_test": x[:5], "y_test": y[:5]},
-     "x_dev: shape (5, 2)"),
-    (lambda x, y: {"x": x, "y": y, "x_dev": x[:5], "y_dev": y[:5]}, "x_test: missing"),
-    (lambda x, y: {"x": x, "y": np.where(np.arange(300) < 250, y, 0), "x_dev": x[:5], "y_dev": y[:5] * 0 + 9,
-                   "x_test": x[:5], "y_test": y[:5]}, "y_dev: label 9 does not occur in the train pool"),
-])
+@pytest.mark.parametrize(
+    "arrays_, needle",
+    [
+        (lambda x, y: {"x": np.where(np.arange(300)[:, None] == 7, np.nan, x), "y": y}, "x: NaN or inf in example 7"),
+        (lambda x, y: {"x": x, "y": np.array([object()] * 300, dtype=object)}, "y: holds Python objects"),
+        (lambda x, y: {"x": x, "y": y[:, None]}, "y: shape (300, 1)"),
+        (lambda x, y: {"x": x, "y": y[:299]}, "y: 299 labels for 300 examples"),
+        (lambda x, y: {"x": x, "y": y + 0.5}, "at example 0; allowed: class labels"),
+        (lambda x, y: {"x": x[:, 0], "y": y}, "x: shape (300,)"),
+        (lambda x, y: {"x": x.astype(str), "y": y}, "x: dtype <U"),
+        (lambda x, y: {"y": y}, "x: missing"),
+        (lambda x, y: {"x": x, "y": y, "z": y}, "z: unknown array"),
+        (lambda x, y: {"x": x, "y": np.zeros(300, int)}, "y: a single class"),
+        (
+            lambda x, y: {"x": x, "y": y, "x_dev": x[:5, :2], "y_dev": y[:5], "x_test": x[:5], "y_test": y[:5]},
+            "x_dev: shape (5, 2)",
+        ),
+        (lambda x, y: {"x": x, "y": y, "x_dev": x[:5], "y_dev": y[:5]}, "x_test: missing"),
+        (
+            lambda x, y: {
+                "x": x,
+                "y": np.where(np.arange(300) < 250, y, 0),
+                "x_dev": x[:5],
+                "y_dev": y[:5] * 0 + 9,
+                "x_test": x[:5],
+                "y_test": y[:5],
+            },
+            "y_dev: label 9 does not occur in the train pool",
+        ),
+    ],
+)
 def test_npz_bad_inputs(tmp_path, arrays_, needle):
     x, y = _xy()
     p = tmp_path / "bad.npz"
@@ -99,6 +121,7 @@ def test_too_few_examples_to_split(tmp_path):
 
 
 # --- .npy folder, CSV, images -------------------------------------------------------------------
+
 
 def test_npy_folder(tmp_path):
     x, y = _xy()
@@ -190,15 +213,23 @@ def test_cli_pool_too_small_and_bad_data_exit_2(tmp_path):
     st = tmp_path / "s.toml"
     st.write_text(STUDY.format(path="d.npz", max=5000))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "scalinglab.cli.main", "run", str(st), "--out",
-                        str(tmp_path / "out")], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "scalinglab.cli.main", "run", str(st), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "data.sizes" in r.stderr and "train pool of 'arrays', 210 examples" in r.stderr.replace("\n", " ")
     assert not (tmp_path / "out").exists()  # nothing written
     np.savez(tmp_path / "d.npz", x=np.where(np.arange(300)[:, None] == 3, np.inf, x), y=y)
     st.write_text(STUDY.format(path="d.npz", max=64))
-    r = subprocess.run([sys.executable, "-m", "scalinglab.cli.main", "run", str(st), "--out",
-                        str(tmp_path / "out")], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "scalinglab.cli.main", "run", str(st), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 2 and "x: NaN or inf in example 3" in r.stderr.replace("\n", " ")
     assert not (tmp_path / "out").exists()
 
@@ -220,13 +251,16 @@ max_epochs = 2
 """
 
 
-@pytest.mark.parametrize("factory, needle", [
-    ("no_colon", "allowed: 'module:function'"),
-    ("facmod_missing:make", "importing 'facmod_missing' failed (ModuleNotFoundError"),
-    ("facmod:nope", "module 'facmod' has no attribute 'nope'"),
-    ("facmod:CONST", "'CONST' is a int, not callable"),
-    ("facmod_broken:make", "importing 'facmod_broken' failed (ZeroDivisionError"),
-])
+@pytest.mark.parametrize(
+    "factory, needle",
+    [
+        ("no_colon", "allowed: 'module:function'"),
+        ("facmod_missing:make", "importing 'facmod_missing' failed (ModuleNotFoundError"),
+        ("facmod:nope", "module 'facmod' has no attribute 'nope'"),
+        ("facmod:CONST", "'CONST' is a int, not callable"),
+        ("facmod_broken:make", "importing 'facmod_broken' failed (ZeroDivisionError"),
+    ],
+)
 def test_bad_factories_are_one_line_config_errors(tmp_path, factory, needle):
     (tmp_path / "facmod.py").write_text("CONST = 3\ndef make(size, shape, n):\n    pass\n")
     (tmp_path / "facmod_broken.py").write_text("1 / 0\n")
@@ -238,12 +272,14 @@ def test_bad_factories_are_one_line_config_errors(tmp_path, factory, needle):
 
 
 def test_factory_params_and_flops_are_measured(tmp_path):
-    (tmp_path / "facmod2.py").write_text(textwrap.dedent("""
+    (tmp_path / "facmod2.py").write_text(
+        textwrap.dedent("""
         from torch import nn
         def make(size, input_shape, n_out):
             return nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0], size["width"]), nn.ReLU(),
                                  nn.Linear(size["width"], n_out))
-    """))
+    """)
+    )
     st = tmp_path / "s.toml"
     st.write_text(FACTORY_STUDY.format(factory="facmod2:make"))
     study, _ = load_study(str(st))
@@ -263,18 +299,24 @@ def test_factory_params_and_flops_are_measured(tmp_path):
 
 # --- the Python API -------------------------------------------------------------------------------
 
+
 def test_api_with_arrays_and_a_closure_model(tmp_path):
     import scalinglab
 
     hidden = 8
 
     def make(size, input_shape, n_out):  # a closure: not importable by name, runs in-process only
-        return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), size["width"] * hidden // 8),
-                             nn.ReLU(), nn.Linear(size["width"], n_out))
+        return nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(math.prod(input_shape), size["width"] * hidden // 8),
+            nn.ReLU(),
+            nn.Linear(size["width"], n_out),
+        )
 
     x, y = _xy(400, 5, 2)
-    study = scalinglab.Study(data=(x, y), model=make, sizes=[16, 32, 64, 128], widths=[4, 8], seeds=1,
-                             max_epochs=3, lr=0.01)
+    study = scalinglab.Study(
+        data=(x, y), model=make, sizes=[16, 32, 64, 128], widths=[4, 8], seeds=1, max_epochs=3, lr=0.01
+    )
     with pytest.raises(UserError, match="workers"):
         study.run(tmp_path / "never", workers=2)
     res = study.run(tmp_path / "out")
@@ -295,14 +337,23 @@ def test_api_equals_cli_on_the_same_study(tmp_path):
     st.write_text(STUDY.format(path="d.npz", max=128).replace('name = "own"', 'name = "same"'))
     study, _ = load_study(str(st))
     run_study(study, tmp_path / "cli", log=lambda m: None)
-    res = scalinglab.Study(data=str(tmp_path / "d.npz"), model="mlp", widths=[4], depths=[1],
-                           sizes={"min": 16, "max": 128}, seeds=1, name="same", max_epochs=2).run(tmp_path / "api")
+    res = scalinglab.Study(
+        data=str(tmp_path / "d.npz"),
+        model="mlp",
+        widths=[4],
+        depths=[1],
+        sizes={"min": 16, "max": 128},
+        seeds=1,
+        name="same",
+        max_epochs=2,
+    ).run(tmp_path / "api")
     cli = scalinglab.load_results(tmp_path / "cli").sort_values("id")
     api = res.results.sort_values("id")
     assert list(cli["id"]) == list(api["id"]) and np.allclose(cli["min_dev_error"], api["min_dev_error"])
 
 
 # --- language modelling ---------------------------------------------------------------------------
+
 
 def test_charlm_data_and_bits_metric():
     from scalinglab.data import charlm
@@ -313,11 +364,26 @@ def test_charlm_data_and_bits_metric():
     assert (ds.x_train[:, 1:] == ds.y_train[:, :-1]).all()  # y is x shifted by one character
     assert math.isclose(ds.random_guess_error, math.log2(97)) and ds.n_classes == charlm.V == 97
     assert charlm.decode(charlm.encode("def f():\n\té")) == "def f():\n\ufffd\ufffd"
-    spec = {"data": {"name": "charlm", "options": {"context": 16, "n_train": 64, "n_dev": 16, "n_test": 16},
-                     "split_seed": 0}, "data_size": 64,
-            "model": {"family": "transformer", "size": {"width": 16, "depth": 1}, "batchnorm": False},
-            "train": {"optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0, "momentum": 0.9, "batch_size": 32,
-                      "max_epochs": 3, "min_steps_per_epoch": 5, "patience": 3}, "seed": 0}
+    spec = {
+        "data": {
+            "name": "charlm",
+            "options": {"context": 16, "n_train": 64, "n_dev": 16, "n_test": 16},
+            "split_seed": 0,
+        },
+        "data_size": 64,
+        "model": {"family": "transformer", "size": {"width": 16, "depth": 1}, "batchnorm": False},
+        "train": {
+            "optimizer": "adam",
+            "lr": 1e-2,
+            "weight_decay": 0.0,
+            "momentum": 0.9,
+            "batch_size": 32,
+            "max_epochs": 3,
+            "min_steps_per_epoch": 5,
+            "patience": 3,
+        },
+        "seed": 0,
+    }
     r = run_trial(spec)
     assert r["status"] == "ok", r["error"]
     h = r["history"]

@@ -60,8 +60,11 @@ def test_round_trip(smoke_run, exported):
     assert dur == pytest.approx(row["wall_time"], abs=2e-3)
 
     # the per-epoch history as stepped metrics, equal to the stored one
-    hist = json.loads(sqlite3.connect(smoke_run.out / "results.sqlite").execute(
-        "SELECT result FROM trials WHERE id=?", (row["id"],)).fetchone()[0])["history"]
+    hist = json.loads(
+        sqlite3.connect(smoke_run.out / "results.sqlite")
+        .execute("SELECT result FROM trials WHERE id=?", (row["id"],))
+        .fetchone()[0]
+    )["history"]
     got = sorted((m.step, m.value) for m in client.get_metric_history(c["run_id"], "dev_error"))
     assert got == [(h["epoch"], pytest.approx(h["dev_error"])) for h in hist] and len(got) == row["epochs"]
     assert len(client.get_metric_history(c["run_id"], "train_loss")) == len(hist)
@@ -111,5 +114,6 @@ def test_without_mlflow_one_line_and_exit_2(smoke_run, monkeypatch, capsys):
     monkeypatch.setitem(__import__("sys").modules, "mlflow", None)  # import mlflow -> ImportError
     assert main(["export", str(smoke_run.out), "--mlflow"]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == ("scalinglab: error: export: --mlflow needs mlflow, which is not installed; "
-                           "pip install 'scalinglab[mlflow]'")
+    assert err.strip() == (
+        "scalinglab: error: export: --mlflow needs mlflow, which is not installed; pip install 'scalinglab[mlflow]'"
+    )

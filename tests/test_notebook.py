@@ -21,8 +21,9 @@ def test_example_notebook_runs(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend: no display needed
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
 
     out = tmp_path / "runs" / "smoke"
     assert (out / "summary.json").exists() and (out / "report.html").exists()

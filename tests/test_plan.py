@@ -31,7 +31,7 @@ depths = [1]
 
 
 def law(m):
-    return A * m ** B + C
+    return A * m**B + C
 
 
 class FakeBackend:
@@ -45,10 +45,23 @@ class FakeBackend:
             e = law(m) * (1 + 0.3 * np.log(w / best_w) ** 2)
             e *= 1 + 0.003 * np.random.default_rng([s["seed"], m, w]).standard_normal()
             p = 10 * w
-            yield s, {"id": trial_id(s), "status": "ok", "min_dev_error": e, "final_train_error": 0.0,
-                      "params": p, "best_epoch": 1, "epochs": 5, "test_error": e, "history": [],
-                      "train_flops_per_example": 6.0 * p, "train_flops": 6.0 * p * 5 * m,
-                      "wall_time": 6.0 * p * 5 * m / 1e6}
+            yield (
+                s,
+                {
+                    "id": trial_id(s),
+                    "status": "ok",
+                    "min_dev_error": e,
+                    "final_train_error": 0.0,
+                    "params": p,
+                    "best_epoch": 1,
+                    "epochs": 5,
+                    "test_error": e,
+                    "history": [],
+                    "train_flops_per_example": 6.0 * p,
+                    "train_flops": 6.0 * p * 5 * m,
+                    "wall_time": 6.0 * p * 5 * m / 1e6,
+                },
+            )
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +113,15 @@ def test_compute_optimal_with_a_budget(fake, monkeypatch):
     assert b["error_ci"][0] <= b["error"] <= b["error_ci"][1]
 
 
-@pytest.mark.parametrize("argv", [["--target-error", "0"], ["--target-error", "1.5"], ["--target-error", "-0.1"],
-                                  ["--target-error", "0.1", "--max-flops", "-1"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--target-error", "0"],
+        ["--target-error", "1.5"],
+        ["--target-error", "-0.1"],
+        ["--target-error", "0.1", "--max-flops", "-1"],
+    ],
+)
 def test_bad_target_is_one_line(fake, capsys, argv):
     assert main(["plan", str(fake[0]), *argv]) == 2
     err = capsys.readouterr().err

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,10 +47,25 @@ def _study(tmp_path, epochs=200) -> Path:
 @pytest.mark.slow
 def test_kill_9_of_scalinglab_leaves_no_worker(tmp_path):
     study = _study(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "scalinglab.cli.main", "run", str(study), "--workers", "2",
-                             "--no-batch", "--no-progress", "--out", str(tmp_path / "out")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})  # this checkout, not an installed one
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scalinglab.cli.main",
+            "run",
+            str(study),
+            "--workers",
+            "2",
+            "--no-batch",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # this checkout, not an installed one
     deadline = time.time() + 60
     kids = []
     while time.time() < deadline and len(kids) < 3:  # 2 workers + the resource tracker
@@ -82,8 +96,12 @@ def test_worker_killed_alone_fails_its_trials_and_the_run_goes_on(tmp_path):
     for spec, res in be.map(specs, "cpu"):
         got[trial_id(spec)] = res
         if killed is None:
-            workers = [k for k in _children(os.getpid()) if b"multiprocessing" in Path(f"/proc/{k}/cmdline").read_bytes()
-                       and b"resource_tracker" not in Path(f"/proc/{k}/cmdline").read_bytes()]
+            workers = [
+                k
+                for k in _children(os.getpid())
+                if b"multiprocessing" in Path(f"/proc/{k}/cmdline").read_bytes()
+                and b"resource_tracker" not in Path(f"/proc/{k}/cmdline").read_bytes()
+            ]
             assert workers
             killed = workers[0]
             os.kill(killed, signal.SIGKILL)

@@ -75,8 +75,11 @@ def reference(study_file, tmp_path_factory):
         summary = run_study(study, out, backend="local", log=lambda m: None)
     finally:
         torch.set_num_threads(threads)
-    return {"summary": summary, "rows": {r[0]: r[2] for r in _rows(out)},
-            "planned": {trial_id(s) for s, _ in plan_grid(study)}}
+    return {
+        "summary": summary,
+        "rows": {r[0]: r[2] for r in _rows(out)},
+        "planned": {trial_id(s) for s, _ in plan_grid(study)},
+    }
 
 
 def test_local_pool_and_ray_give_identical_points(study_file, reference, ray_address, tmp_path):
@@ -118,8 +121,9 @@ class _KillAWorker:
 def test_killed_worker_every_trial_exactly_once(study_file, reference, ray_address, tmp_path, max_retries):
     study, _ = load_study(str(study_file))
     kill = _KillAWorker()
-    summary = run_study(study, tmp_path, backend=RayBackend(workers=2, max_retries=max_retries),
-                        progress=kill, log=lambda m: None)
+    summary = run_study(
+        study, tmp_path, backend=RayBackend(workers=2, max_retries=max_retries), progress=kill, log=lambda m: None
+    )
     assert kill.killed, "no worker was running a group to kill"
     rows = _rows(tmp_path)
     ids = [r[0] for r in rows]
@@ -134,9 +138,27 @@ def test_killed_worker_every_trial_exactly_once(study_file, reference, ray_addre
 
 
 def _cli(study, out, address):
-    return subprocess.Popen([sys.executable, "-m", "scalinglab.cli.main", "run", str(study), "--out", str(out),
-                             "--backend", "ray", "--address", address, "--workers", "2", "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scalinglab.cli.main",
+            "run",
+            str(study),
+            "--out",
+            str(out),
+            "--backend",
+            "ray",
+            "--address",
+            address,
+            "--workers",
+            "2",
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_driver_kill_9_then_resume(study_file, reference, ray_address, tmp_path):
@@ -173,9 +195,26 @@ def test_driver_kill_9_then_resume(study_file, reference, ray_address, tmp_path)
 
 
 def test_unreachable_address_is_one_line_and_writes_nothing(study_file, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "scalinglab.cli.main", "run", str(study_file), "--out",
-                        str(tmp_path / "out"), "--backend", "ray", "--address", "127.0.0.1:1", "--no-progress"],
-                       capture_output=True, text=True, timeout=60, check=False)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scalinglab.cli.main",
+            "run",
+            str(study_file),
+            "--out",
+            str(tmp_path / "out"),
+            "--backend",
+            "ray",
+            "--address",
+            "127.0.0.1:1",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 2 and "--address: given '127.0.0.1:1'" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()
 

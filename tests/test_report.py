@@ -31,26 +31,50 @@ def true_error(m: float, width: int) -> float:
 
 def _spec(m: int, width: int, seed: int) -> dict:
     """A trial spec shaped like the runner's."""
-    return {"data": {"name": "teacher", "options": TEACHER, "split_seed": 0}, "data_size": m,
-            "model": {"family": "mlp", "batchnorm": False, "size": {"width": width, "depth": 2}},
-            "seed": seed, "train": {"optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0, "batch_size": 128,
-                                    "max_epochs": 30, "patience": 5}}
+    return {
+        "data": {"name": "teacher", "options": TEACHER, "split_seed": 0},
+        "data_size": m,
+        "model": {"family": "mlp", "batchnorm": False, "size": {"width": width, "depth": 2}},
+        "seed": seed,
+        "train": {
+            "optimizer": "adam",
+            "lr": 3e-3,
+            "weight_decay": 0.0,
+            "batch_size": 128,
+            "max_epochs": 30,
+            "patience": 5,
+        },
+    }
 
 
-def make_study(folder: Path, *, name: str = XSS, sizes=(100, 200, 400, 800, 1600, 3200, 6400),
-               seeds: int = 3, bad_trials: bool = True) -> Path:
+def make_study(
+    folder: Path,
+    *,
+    name: str = XSS,
+    sizes=(100, 200, 400, 800, 1600, 3200, 6400),
+    seeds: int = 3,
+    bad_trials: bool = True,
+) -> Path:
     """Write a study folder (results.sqlite + summary.json) the way `scalinglab run` does, without training."""
     from scalinglab.analysis import summary as summary_mod
 
-    config = {"name": name, "description": "synthetic study <b>for</b> report tests", "seeds": seeds,
-              "metric": "error",
-              "data": {"name": "teacher", "options": TEACHER, "sizes": {"list": list(sizes)}},
-              "model": {"family": "mlp", "widths": list(WIDTHS), "depths": [2]},
-              "train": {"optimizer": "adam", "lr": 3e-3}}
+    config = {
+        "name": name,
+        "description": "synthetic study <b>for</b> report tests",
+        "seeds": seeds,
+        "metric": "error",
+        "data": {"name": "teacher", "options": TEACHER, "sizes": {"list": list(sizes)}},
+        "model": {"family": "mlp", "widths": list(WIDTHS), "depths": [2]},
+        "train": {"optimizer": "adam", "lr": 3e-3},
+    }
     rng = np.random.default_rng(0)
     with Store(folder) as store:
-        store.begin_study(name, config, "synthetic (tests/test_report.py)",
-                          info={"python": "3.11", "torch": "test", "device": "cpu", "scalinglab": "test"})
+        store.begin_study(
+            name,
+            config,
+            "synthetic (tests/test_report.py)",
+            info={"python": "3.11", "torch": "test", "device": "cpu", "scalinglab": "test"},
+        )
         i = 0
         for m in sizes:
             for w in WIDTHS:
@@ -58,17 +82,38 @@ def make_study(folder: Path, *, name: str = XSS, sizes=(100, 200, 400, 800, 1600
                     i += 1
                     spec = _spec(m, w, seed)
                     err = true_error(m, w) * float(np.exp(rng.normal(0, 0.03)))
-                    result = {"id": f"t{i:05d}", "status": "ok", "min_dev_error": err, "best_epoch": 5,
-                              "epochs": 10, "final_train_error": 0.0, "test_error": err * 1.01,
-                              "params": 100 * w + w * w, "train_flops": 6.0 * m * w, "wall_time": 0.5,
-                              "device": "cpu", "error": None}
+                    result = {
+                        "id": f"t{i:05d}",
+                        "status": "ok",
+                        "min_dev_error": err,
+                        "best_epoch": 5,
+                        "epochs": 10,
+                        "final_train_error": 0.0,
+                        "test_error": err * 1.01,
+                        "params": 100 * w + w * w,
+                        "train_flops": 6.0 * m * w,
+                        "wall_time": 0.5,
+                        "device": "cpu",
+                        "error": None,
+                    }
                     store.add(name, spec, result, {"stage": "grid"})
         if bad_trials:
-            for j, (status, why) in enumerate([("diverged", "loss became NaN at epoch 3 | lr too high"),
-                                               ("failed", "RuntimeError: out of <memory>")]):
+            for j, (status, why) in enumerate(
+                [("diverged", "loss became NaN at epoch 3 | lr too high"), ("failed", "RuntimeError: out of <memory>")]
+            ):
                 spec = _spec(sizes[-1], 256, 10 + j)
-                store.add(name, spec, {"id": f"bad{j}", "status": status, "min_dev_error": None,
-                                       "params": 100 * 256 + 256**2, "error": why}, {"stage": "grid"})
+                store.add(
+                    name,
+                    spec,
+                    {
+                        "id": f"bad{j}",
+                        "status": status,
+                        "min_dev_error": None,
+                        "params": 100 * 256 + 256**2,
+                        "error": why,
+                    },
+                    {"stage": "grid"},
+                )
         store.update_study_info(name, wall_time_total=12.5, last_run_wall_time=12.5)
         s = summary_mod.summarize(store, name, config, extra={"wall_time_s": 12.5, "device": "cpu"})
     summary_mod.write_summary(folder, s)
@@ -102,13 +147,21 @@ def test_html_report_is_self_contained_and_complete(study):
     imgs = _imgs(html)
     assert len(imgs) == 3 and all(b.startswith(b"\x89PNG") and len(b) > 5000 for b in imgs)
     assert sorted(p.name for p in (study / "plots").glob("*.png")) == [
-        "learning_curve.png", "model_size.png", "model_size_curves.png"]
+        "learning_curve.png",
+        "model_size.png",
+        "model_size_curves.png",
+    ]
     s = json.loads((study / "summary.json").read_text())
     e = s["learning_curve"]["exponent"]
     assert f"Dev error falls as m^{e:.2g}" in html
     assert "The best model grows as m^" in html
-    for section in ("Best configuration per subset", "All trials (65)", "Diverged and failed trials (2)",
-                    "Study as run", "Predicted dev error with more data"):
+    for section in (
+        "Best configuration per subset",
+        "All trials (65)",
+        "Diverged and failed trials (2)",
+        "Study as run",
+        "Predicted dev error with more data",
+    ):
         assert section in html
     # a failed trial's reason is shown (escaped), diverged too
     assert "RuntimeError: out of &lt;memory&gt;" in html and "loss became NaN" in html
@@ -156,15 +209,21 @@ def test_without_summary_json_points_come_from_the_trials(study):
 def test_factors_section_appears_only_with_factors(study):
     assert "Factor comparison" not in write_report(study).read_text()
     s = json.loads((study / "summary.json").read_text())
-    shifted = [{**p, "error": p["error"] * 1.3, "seed_errors": [v * 1.3 for v in p["seed_errors"]]}
-               for p in s["points"]]
+    shifted = [
+        {**p, "error": p["error"] * 1.3, "seed_errors": [v * 1.3 for v in p["seed_errors"]]} for p in s["points"]
+    ]
     # the shape summarize() writes for a study with [search] factor = "optimizer"
-    s["factor"] = {"name": "optimizer",
-                   "levels": {"adam": {"points": s["points"], "learning_curve": s["learning_curve"],
-                                       "floor": s.get("floor")},
-                              "sgd <i>": {"points": shifted, "learning_curve": None, "floor": None}},
-                   "comparison": {"verdict": "same exponent within the 90% intervals: the curves shift",
-                                  "error_ratio_sgd <i>_over_adam": 1.3}}
+    s["factor"] = {
+        "name": "optimizer",
+        "levels": {
+            "adam": {"points": s["points"], "learning_curve": s["learning_curve"], "floor": s.get("floor")},
+            "sgd <i>": {"points": shifted, "learning_curve": None, "floor": None},
+        },
+        "comparison": {
+            "verdict": "same exponent within the 90% intervals: the curves shift",
+            "error_ratio_sgd <i>_over_adam": 1.3,
+        },
+    }
     (study / "summary.json").write_text(json.dumps(s))
     html = write_report(study).read_text()
     assert "Factor comparison: optimizer" in html and len(_imgs(html)) == 4
@@ -199,8 +258,9 @@ def test_cli(study, capsys):
 
 @pytest.mark.parametrize("make", ["missing", "empty_dir", "file", "bad_summary"])
 def test_cli_bad_folder_is_one_line_exit_2(tmp_path, study, capsys, make):
-    target = {"missing": tmp_path / "nope", "empty_dir": tmp_path, "file": tmp_path / "f.txt",
-              "bad_summary": study}[make]
+    target = {"missing": tmp_path / "nope", "empty_dir": tmp_path, "file": tmp_path / "f.txt", "bad_summary": study}[
+        make
+    ]
     if make == "file":
         target.write_text("x")
     if make == "bad_summary":
@@ -223,9 +283,13 @@ def test_broken_power_law_exponent_says_where_it_holds(study, d1, beyond_data):
     """A bnsl fit's exponent is that of its last regime: the headline says from which m it holds, and
     warns when that break lies past the largest subset (6,400 here)."""
     s = json.loads((study / "summary.json").read_text())
-    s["learning_curve"] = {**(s["learning_curve"] or {}), "form": "bnsl", "exponent": -0.8,
-                           "exponent_ci": [-1.0, -0.6],
-                           "params": {"a": 0.01, "b": 1.0, "c0": 0.1, "c1": 0.7, "d1": d1, "f1": 0.1}}
+    s["learning_curve"] = {
+        **(s["learning_curve"] or {}),
+        "form": "bnsl",
+        "exponent": -0.8,
+        "exponent_ci": [-1.0, -0.6],
+        "params": {"a": 0.01, "b": 1.0, "c0": 0.1, "c1": 0.7, "d1": d1, "f1": 0.1},
+    }
     (study / "summary.json").write_text(json.dumps(s))
     html = write_report(study).read_text()
     assert f"beyond m ≈ {int(d1):,}, where the bnsl fit breaks" in html

@@ -31,11 +31,31 @@ from scalinglab.report import write_report
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = next((p for p in (os.environ.get("CHROMIUM"), shutil.which("chromium"),
-                             shutil.which("chromium-browser"), shutil.which("google-chrome")) if p), None)
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", "--window-size=1280,900"]
+CHROMIUM = next(
+    (
+        p
+        for p in (
+            os.environ.get("CHROMIUM"),
+            shutil.which("chromium"),
+            shutil.which("chromium-browser"),
+            shutil.which("google-chrome"),
+        )
+        if p
+    ),
+    None,
+)
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=1280,900",
+]
 
 if CHROMIUM is None:
     if os.environ.get("CI") == "true":
@@ -51,9 +71,13 @@ class WebSocket:
         host, port, path = m.group(1), int(m.group(2)), m.group(3)
         self.sock = socket.create_connection((host, port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.sock.sendall(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = self.sock.recv(4096)
@@ -76,9 +100,13 @@ class WebSocket:
     def send(self, text: str):
         data = text.encode()
         n = len(data)
-        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else
-                                bytes([0x80 | 126]) + struct.pack(">H", n) if n < 65536 else
-                                bytes([0x80 | 127]) + struct.pack(">Q", n))
+        head = bytes([0x81]) + (
+            bytes([0x80 | n])
+            if n < 126
+            else bytes([0x80 | 126]) + struct.pack(">H", n)
+            if n < 65536
+            else bytes([0x80 | 127]) + struct.pack(">Q", n)
+        )
         mask = os.urandom(4)
         self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
 
@@ -142,8 +170,12 @@ class Page:
 def browser():
     """A headless chromium with remote debugging on a free port; yields its DevTools HTTP base URL."""
     profile = tempfile.mkdtemp(prefix="scalinglab-chromium-")
-    proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         port_file = Path(profile) / "DevToolsActivePort"  # chromium writes the port it chose here
         end = time.time() + 60
@@ -194,7 +226,9 @@ def test_report_renders_in_chromium(browser, report):
         text = page.js("document.body.innerText")
         title = page.js("document.getElementById('study-name').textContent")
         # a click on the 'min dev error' header sorts the trials ascending
-        col = page.js("[...document.querySelectorAll('#trials-table th')].findIndex(t => t.textContent === 'min dev error')")
+        col = page.js(
+            "[...document.querySelectorAll('#trials-table th')].findIndex(t => t.textContent === 'min dev error')"
+        )
         page.js(f"document.querySelectorAll('#trials-table th')[{col}].click()")
         vals = page.js(f"[...document.querySelectorAll('#trials-table tbody tr')].map(r => r.cells[{col}].dataset.v)")
 
@@ -202,17 +236,25 @@ def test_report_renders_in_chromium(browser, report):
         if shot:
             page.js("window.scrollTo(0, 0)")
             h = page.call("Page.getLayoutMetrics")["cssContentSize"]["height"]
-            page.call("Emulation.setDeviceMetricsOverride", width=1280, height=int(min(h, 16000)),
-                      deviceScaleFactor=1, mobile=False)
+            page.call(
+                "Emulation.setDeviceMetricsOverride",
+                width=1280,
+                height=int(min(h, 16000)),
+                deviceScaleFactor=1,
+                mobile=False,
+            )
             png = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
             Path(shot).write_bytes(base64.b64decode(png))
 
         # Collect anything reported after the checks too (exceptions from the click handler).
         page.js("1")
-        errors = [e["params"] for e in page.events
-                  if (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
-                  or e["method"] == "Runtime.exceptionThrown"
-                  or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
+        errors = [
+            e["params"]
+            for e in page.events
+            if (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+            or e["method"] == "Runtime.exceptionThrown"
+            or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+        ]
         dialogs = [e for e in page.events if e["method"] == "Page.javascriptDialogOpening"]
     finally:
         page.ws.close()

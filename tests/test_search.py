@@ -52,8 +52,8 @@ class FakeBackend:
         self.calls = 0
 
     def error(self, m, n_params, seed=None, lr=0.01):
-        best = self.sigma * m ** self.beta_p
-        f = ALPHA * m ** BETA + GAMMA
+        best = self.sigma * m**self.beta_p
+        f = ALPHA * m**BETA + GAMMA
         e = f * (1 + 0.3 * math.log(n_params / best) ** 2)
         if self.lr_penalty:
             e *= 1 + 0.2 * abs(math.log10(lr / self.lr_best))
@@ -67,13 +67,37 @@ class FakeBackend:
             n = self.params[json.dumps(s["model"]["size"], sort_keys=True)]
             m = s["data_size"]
             if s["train"]["lr"] >= self.diverge_at:
-                yield s, {"id": trial_id(s), "status": "diverged", "min_dev_error": None, "final_train_error": None,
-                          "params": n, "best_epoch": None, "epochs": 1, "test_error": None, "history": [],
-                          "wall_time": 0.0}
+                yield (
+                    s,
+                    {
+                        "id": trial_id(s),
+                        "status": "diverged",
+                        "min_dev_error": None,
+                        "final_train_error": None,
+                        "params": n,
+                        "best_epoch": None,
+                        "epochs": 1,
+                        "test_error": None,
+                        "history": [],
+                        "wall_time": 0.0,
+                    },
+                )
                 continue
-            yield s, {"id": trial_id(s), "status": "ok", "min_dev_error": self.error(m, n, s["seed"], s["train"]["lr"]),
-                      "final_train_error": 0.0 if n >= self.p0 else 0.2, "params": n, "best_epoch": 1,
-                      "epochs": 1, "test_error": 0.5, "history": [], "wall_time": 0.0}
+            yield (
+                s,
+                {
+                    "id": trial_id(s),
+                    "status": "ok",
+                    "min_dev_error": self.error(m, n, s["seed"], s["train"]["lr"]),
+                    "final_train_error": 0.0 if n >= self.p0 else 0.2,
+                    "params": n,
+                    "best_epoch": 1,
+                    "epochs": 1,
+                    "test_error": 0.5,
+                    "history": [],
+                    "wall_time": 0.0,
+                },
+            )
 
 
 @pytest.fixture
@@ -141,7 +165,7 @@ def test_candidates_are_stable_when_budget_grows(study):
 
 
 def test_factor_levels_are_searched_and_compared(tmp_path, capsys):
-    text = STUDY.replace('[search]', '[search]\nfactor = "optimizer"\nlevels = ["sgd", "adam"]')
+    text = STUDY.replace("[search]", '[search]\nfactor = "optimizer"\nlevels = ["sgd", "adam"]')
     study = parse_study(text, "f.toml")
     search = HestnessSearch(study)
     fake = FakeBackend(search)
@@ -154,6 +178,7 @@ def test_factor_levels_are_searched_and_compared(tmp_path, capsys):
     assert summary["factor"]["comparison"]["exponents_overlap"] is True
     # `scalinglab status` shows one block of rows per level, each with that level's own trials
     from scalinglab.cli.main import main
+
     assert main(["status", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     rows = [ln for ln in out.splitlines() if ln.lstrip("│| ").startswith(("sgd", "adam"))]
@@ -178,8 +203,9 @@ def test_lr_grid_edges_are_extended(study, tmp_path, lr_best, found):
     run_study(study, tmp_path / "ext", backend=fake, log=lambda m: None)
     assert fake.calls == calls
     off = parse_study(STUDY + "extend_lr = 0\n", "fake.toml")
-    summary = run_study(off, tmp_path / "off", backend=FakeBackend(HestnessSearch(off), lr_best=lr_best),
-                        log=lambda m: None)
+    summary = run_study(
+        off, tmp_path / "off", backend=FakeBackend(HestnessSearch(off), lr_best=lr_best), log=lambda m: None
+    )
     lrs = [pt["lr"] for pt in summary["points"]]
     assert not any(lr == pytest.approx(found) for lr in lrs) and any(lr == pytest.approx(edge) for lr in lrs)
 

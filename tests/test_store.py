@@ -8,9 +8,9 @@ import subprocess
 import sys
 import time
 
-from scalinglab.store import Store, load_results
 from scalinglab.config import load_study
 from scalinglab.search import plan_grid
+from scalinglab.store import Store, load_results
 from scalinglab.train import trial_id
 
 
@@ -25,8 +25,12 @@ def _count(db):
 
 
 def _run(study, out):
-    return subprocess.Popen([sys.executable, "-m", "scalinglab.cli.main", "run", str(study), "--out", str(out),
-                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "scalinglab.cli.main", "run", str(study), "--out", str(out), "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_kill_9_mid_study_then_resume(tiny_study, tmp_path):
@@ -60,8 +64,13 @@ def test_kill_9_mid_study_then_resume(tiny_study, tmp_path):
 
 
 def test_add_is_idempotent_and_frame_reads(tmp_path):
-    spec = {"data": {"name": "teacher"}, "data_size": 10, "model": {"family": "mlp", "size": {"width": 4}},
-            "seed": 0, "train": {}}
+    spec = {
+        "data": {"name": "teacher"},
+        "data_size": 10,
+        "model": {"family": "mlp", "size": {"width": 4}},
+        "seed": 0,
+        "train": {},
+    }
     res = {"id": "abc", "status": "ok", "min_dev_error": 0.5, "params": 10}
     with Store(tmp_path) as s:
         assert s.add("st", spec, res, {"stage": "grid"}) is True
@@ -99,8 +108,18 @@ class _ConstBackend:
 
     def map(self, specs, device="cpu"):
         for s in specs:
-            yield s, {"id": trial_id(s), "status": "ok", "min_dev_error": 0.5 / s["data_size"] ** 0.5,
-                      "final_train_error": 0.0, "params": 10, "test_error": 0.1, "history": []}
+            yield (
+                s,
+                {
+                    "id": trial_id(s),
+                    "status": "ok",
+                    "min_dev_error": 0.5 / s["data_size"] ** 0.5,
+                    "final_train_error": 0.0,
+                    "params": 10,
+                    "test_error": 0.1,
+                    "history": [],
+                },
+            )
 
 
 def test_trials_of_an_earlier_config_do_not_count(tiny_study, tmp_path):
@@ -132,11 +151,22 @@ def test_retry_failed_reruns_only_failed_trials(tiny_study, tmp_path):
             for s in specs:
                 self.ran.append(trial_id(s))
                 bad = self.broken and s["seed"] == 1
-                yield s, {"id": trial_id(s), "status": "failed" if bad else "ok",
-                          "min_dev_error": None if bad else 0.5 / s["data_size"] ** 0.3,
-                          "final_train_error": None if bad else 0.0, "params": 10, "best_epoch": 1,
-                          "epochs": 1, "test_error": None if bad else 0.3, "history": [], "wall_time": 0.0,
-                          "error": "RuntimeError: worker lost" if bad else None}
+                yield (
+                    s,
+                    {
+                        "id": trial_id(s),
+                        "status": "failed" if bad else "ok",
+                        "min_dev_error": None if bad else 0.5 / s["data_size"] ** 0.3,
+                        "final_train_error": None if bad else 0.0,
+                        "params": 10,
+                        "best_epoch": 1,
+                        "epochs": 1,
+                        "test_error": None if bad else 0.3,
+                        "history": [],
+                        "wall_time": 0.0,
+                        "error": "RuntimeError: worker lost" if bad else None,
+                    },
+                )
 
     out = tmp_path / "out"
     first = Flaky(broken=True)

@@ -1,9 +1,21 @@
 from scalinglab.train import run_trial, trial_id
 
-SPEC = {"data": {"name": "teacher", "options": {"n_train": 1000, "n_dev": 300, "n_test": 300}, "split_seed": 0},
-        "data_size": 200, "model": {"family": "mlp", "size": {"width": 32, "depth": 2}, "batchnorm": False},
-        "train": {"optimizer": "adam", "lr": 0.01, "weight_decay": 0.0, "momentum": 0.9, "batch_size": 64,
-                  "max_epochs": 12, "min_steps_per_epoch": 5, "patience": 4}, "seed": 1}
+SPEC = {
+    "data": {"name": "teacher", "options": {"n_train": 1000, "n_dev": 300, "n_test": 300}, "split_seed": 0},
+    "data_size": 200,
+    "model": {"family": "mlp", "size": {"width": 32, "depth": 2}, "batchnorm": False},
+    "train": {
+        "optimizer": "adam",
+        "lr": 0.01,
+        "weight_decay": 0.0,
+        "momentum": 0.9,
+        "batch_size": 64,
+        "max_epochs": 12,
+        "min_steps_per_epoch": 5,
+        "patience": 4,
+    },
+    "seed": 1,
+}
 
 
 def test_trial_is_deterministic_and_complete():
@@ -25,7 +37,7 @@ def test_diverging_trial_is_recorded_not_raised():
 
 
 def test_failed_trial_keeps_error_text():
-    r = run_trial({**SPEC, "data_size": 10 ** 9, "model": {**SPEC["model"], "family": "nope"}})
+    r = run_trial({**SPEC, "data_size": 10**9, "model": {**SPEC["model"], "family": "nope"}})
     assert r["status"] == "failed" and r["error"]
 
 

@@ -25,7 +25,7 @@ from scalinglab.store import load_results
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 # dev = 0.05 + 2 / sqrt(n) * (1 + 8 / width), with a small seed-dependent wobble: planted exponent -0.5
-PLANTED = textwrap.dedent('''
+PLANTED = textwrap.dedent("""
     import json, math, os, time
     from pathlib import Path
 
@@ -56,7 +56,7 @@ PLANTED = textwrap.dedent('''
         if trial.hparams.get("goal") == "max":
             return {"dev": 1 - dev, "params": 10 * w}
         return {"dev": dev, "train": 0.0, "params": 10 * w, "flops": 1e3 * n * w, "note": "planted"}
-''')
+""")
 
 FUNCTION_STUDY = """
 name = "planted"
@@ -81,11 +81,13 @@ kind = "grid"
 """
 
 
-def function_study(tmp_path, *, metric="wer", metric_extra="random_guess = 1.0", data_extra="",
-                   search_extra="", train_extra=""):
+def function_study(
+    tmp_path, *, metric="wer", metric_extra="random_guess = 1.0", data_extra="", search_extra="", train_extra=""
+):
     (tmp_path / "planted.py").write_text(PLANTED)
-    text = FUNCTION_STUDY.format(metric=metric, metric_extra=metric_extra, data_extra=data_extra,
-                                 search_extra=search_extra)
+    text = FUNCTION_STUDY.format(
+        metric=metric, metric_extra=metric_extra, data_extra=data_extra, search_extra=search_extra
+    )
     if train_extra:
         text = text.replace("lr = 0.01\n", "lr = 0.01\n" + train_extra + "\n")
     p = tmp_path / "study.toml"
@@ -111,8 +113,7 @@ def test_function_trainer_recovers_the_planted_law_and_stores_its_history(tmp_pa
     # the best-fit point per size is the wide model, at the median of its two seeds
     for p in s["points"]:
         n = p["data_size"]
-        want = float(np.median([0.05 + 2 / math.sqrt(n) * 1.25 * (1 + 0.01 * ((sd * 7 + n) % 3 - 1))
-                                for sd in (0, 1)]))
+        want = float(np.median([0.05 + 2 / math.sqrt(n) * 1.25 * (1 + 0.01 * ((sd * 7 + n) % 3 - 1)) for sd in (0, 1)]))
         assert p["model_size"] == {"width": 32} and math.isclose(p["error"], want, rel_tol=1e-9)
     lc = s["learning_curve"]
     assert lc["exponent"] == pytest.approx(-0.5, abs=0.08), lc
@@ -155,8 +156,9 @@ def test_stratified_prefixes_keep_the_class_mix(tmp_path):
 
 
 def test_max_metric_is_fitted_as_best_minus_value(tmp_path):
-    study = function_study(tmp_path, metric="accuracy", metric_extra='goal = "max"',
-                           train_extra='hparams = { goal = "max" }')
+    study = function_study(
+        tmp_path, metric="accuracy", metric_extra='goal = "max"', train_extra='hparams = { goal = "max" }'
+    )
     assert run(study, tmp_path / "out") == 0
     s = summary(tmp_path / "out")
     assert s["metric_info"]["goal"] == "max" and s["metric_info"]["label"] == "dev 1 - accuracy"
@@ -194,7 +196,7 @@ def test_failed_trials_are_stored_with_their_reason_and_retried(tmp_path, capsys
     assert len(df) == 20 and set(df["status"]) == {"ok"}
 
 
-COMMAND = textwrap.dedent('''
+COMMAND = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
@@ -221,7 +223,7 @@ COMMAND = textwrap.dedent('''
         Path(args["--out"], "metrics.json").write_text(json.dumps(final))
     else:
         print(json.dumps(final))
-''')
+""")
 
 COMMAND_STUDY = """
 name = "cmd"
@@ -272,8 +274,13 @@ def test_command_failures_are_failed_trials_with_reasons(tmp_path):
     assert time.perf_counter() - t0 < 30  # the sleeping command was killed at its timeout
     df = load_results(tmp_path / "out")
     reasons = dict(zip(df["data_size"], df["error"].fillna("")))
-    assert dict(zip(df["data_size"], df["status"])) == {32: "failed", 64: "failed", 128: "failed",
-                                                          256: "failed", 512: "ok"}
+    assert dict(zip(df["data_size"], df["status"])) == {
+        32: "failed",
+        64: "failed",
+        128: "failed",
+        256: "failed",
+        512: "ok",
+    }
     assert "exited with code 3" in reasons[32] and "CUDA out of memory (planted)" in reasons[32]
     assert "malformed metric JSON on stdout line" in reasons[64]
     assert "no final metric" in reasons[128]
@@ -290,19 +297,22 @@ def _alive(pid: int) -> bool:
     return "\nState:\tZ" not in state  # a zombie is dead (only not yet reaped)
 
 
-@pytest.mark.parametrize("edit, needle", [
-    (("function = \"planted:train\"", "function = \"nowhere:train\""), "importing 'nowhere' failed"),
-    (("function = \"planted:train\"", "function = \"planted:nope\""), "has no attribute 'nope'"),
-    (("function = \"planted:train\"", "function = \"planted:FAIL\""), "not callable"),
-    (("function = \"planted:train\"", "function = \"planted:law\""), "a function of one argument"),
-    (("function = \"planted:train\"", "function = \"planted\""), "module:function"),
-    (("function = \"planted:train\"", ""), "needs your own trainer"),
-    (("pool_size = 600", "pool_size = 100"), "pool_size"),
-    (("unit = \"sentences\"", "unit = \"sentences\"\nstratify = \"missing.npy\""), "missing.npy"),
-    (("kind = \"grid\"", "kind = \"grid\"\nfactor = \"colour\"\nlevels = [1, 2]"), "colour"),
-    (("name = \"wer\"", "name = \"wer\"\ngoal = \"up\""), "goal"),
-    (("lr = 0.01", "lr = 0.01\ntimeout = \"soon\""), "timeout"),
-])
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (('function = "planted:train"', 'function = "nowhere:train"'), "importing 'nowhere' failed"),
+        (('function = "planted:train"', 'function = "planted:nope"'), "has no attribute 'nope'"),
+        (('function = "planted:train"', 'function = "planted:FAIL"'), "not callable"),
+        (('function = "planted:train"', 'function = "planted:law"'), "a function of one argument"),
+        (('function = "planted:train"', 'function = "planted"'), "module:function"),
+        (('function = "planted:train"', ""), "needs your own trainer"),
+        (("pool_size = 600", "pool_size = 100"), "pool_size"),
+        (('unit = "sentences"', 'unit = "sentences"\nstratify = "missing.npy"'), "missing.npy"),
+        (('kind = "grid"', 'kind = "grid"\nfactor = "colour"\nlevels = [1, 2]'), "colour"),
+        (('name = "wer"', 'name = "wer"\ngoal = "up"'), "goal"),
+        (("lr = 0.01", 'lr = 0.01\ntimeout = "soon"'), "timeout"),
+    ],
+)
 def test_function_study_load_errors_are_one_line(tmp_path, capsys, edit, needle):
     study = function_study(tmp_path)
     text = study.read_text()
@@ -311,13 +321,16 @@ def test_function_study_load_errors_are_one_line(tmp_path, capsys, edit, needle)
     _one_line_error(study, tmp_path, capsys, needle)
 
 
-@pytest.mark.parametrize("edit, needle", [
-    (("\"{width}\"", "\"{widht}\""), "given the placeholder {widht}"),
-    (("\"{width}\"", "\"{widht}\""), "allowed: {data_size}, {indices_file}"),
-    ((f"\"{sys.executable}\"", "\"no-such-program-xyz\""), "no-such-program-xyz"),
-    ((f"\"{sys.executable}\"", "\"./cmd_train.py\""), "not executable"),
-    (("timeout = \"30s\"", "timeout = -1"), "timeout"),
-])
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (('"{width}"', '"{widht}"'), "given the placeholder {widht}"),
+        (('"{width}"', '"{widht}"'), "allowed: {data_size}, {indices_file}"),
+        ((f'"{sys.executable}"', '"no-such-program-xyz"'), "no-such-program-xyz"),
+        ((f'"{sys.executable}"', '"./cmd_train.py"'), "not executable"),
+        (('timeout = "30s"', "timeout = -1"), "timeout"),
+    ],
+)
 def test_command_study_load_errors_are_one_line(tmp_path, capsys, edit, needle):
     (tmp_path / "cmd_train.py").write_text(COMMAND)
     text = COMMAND_STUDY.format(python=sys.executable, timeout="30s")
@@ -338,8 +351,14 @@ def _one_line_error(study, tmp_path, capsys, needle):
 
 
 def _cli(*args, cwd=None, env=None):
-    return subprocess.Popen([sys.executable, "-m", "scalinglab.cli.main", *args], cwd=cwd,
-                            env={**ENV, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "scalinglab.cli.main", *args],
+        cwd=cwd,
+        env={**ENV, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_function_trainer_in_two_worker_processes(tmp_path):
@@ -408,9 +427,12 @@ def _rows(out: Path) -> int:
 
 def test_hestness_search_and_a_factor_of_the_users_own_hparams(tmp_path):
     study = function_study(tmp_path, train_extra="hparams = { dropout = 0.0 }")
-    study.write_text(study.read_text().replace(
-        'kind = "grid"', 'kind = "hestness"\ncandidates = 3\nlrs = [0.003, 0.01, 0.03]\n'
-                         'factor = "dropout"\nlevels = [0.0, 0.5]'))
+    study.write_text(
+        study.read_text().replace(
+            'kind = "grid"',
+            'kind = "hestness"\ncandidates = 3\nlrs = [0.003, 0.01, 0.03]\nfactor = "dropout"\nlevels = [0.0, 0.5]',
+        )
+    )
     assert run(study, tmp_path / "out") == 0
     s = summary(tmp_path / "out")
     assert s["trials"]["ok"] == s["trials"]["total"] > 20

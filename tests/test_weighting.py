@@ -3,6 +3,7 @@ of best w per model size on a fake trainer with a known answer, and real weighte
 smoke-sized study (the test-only variant of the aux-weighting preset)."""
 
 import json
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -39,8 +40,10 @@ min_steps_per_epoch = 5
 [search]
 kind = "weighting"
 """
-AUX = ('name = "teacher"\noptions = { n_train = 2000, n_dev = 10, n_test = 10, dim = 8, hidden = 16, '
-       'n_classes = 3, noise = 0.2 }\nratio = 10\nweights = [0, 0.1, 1]')
+AUX = (
+    'name = "teacher"\noptions = { n_train = 2000, n_dev = 10, n_test = 10, dim = 8, hidden = 16, '
+    "n_classes = 3, noise = 0.2 }\nratio = 10\nweights = [0, 0.1, 1]"
+)
 
 
 def test_smoke_study_plans_weights_x_sizes_x_seeds():
@@ -54,15 +57,18 @@ def test_smoke_study_plans_weights_x_sizes_x_seeds():
     assert len({group_key(s) for s in specs}) == len(specs)  # weighted trials are never batched together
 
 
-@pytest.mark.parametrize("aux, msg", [
-    ("", "aux"),  # an empty [aux] table
-    ('name = "teacher"\nsize = 0', "aux.size"),
-    ('name = "teacher"\nsize = 10\nweights = []', "weights"),
-    ('name = "teacher"\nsize = 10\nratio = 2', "exactly one"),
-    ('name = "teacher"\nsize = 10\nweights = [1, 0.1]', "increasing"),
-    ('name = "teacher"\noptions = { n_train = 100 }\nsize = 500', "train pool"),
-    ('name = "nope"\nsize = 10', "data.name"),
-])
+@pytest.mark.parametrize(
+    "aux, msg",
+    [
+        ("", "aux"),  # an empty [aux] table
+        ('name = "teacher"\nsize = 0', "aux.size"),
+        ('name = "teacher"\nsize = 10\nweights = []', "weights"),
+        ('name = "teacher"\nsize = 10\nratio = 2', "exactly one"),
+        ('name = "teacher"\nsize = 10\nweights = [1, 0.1]', "increasing"),
+        ('name = "teacher"\noptions = { n_train = 100 }\nsize = 500', "train pool"),
+        ('name = "nope"\nsize = 10', "data.name"),
+    ],
+)
 def test_bad_aux_is_one_line(aux, msg):
     with pytest.raises(UserError) as e:
         parse_study(SMOKE.format(aux=aux), "smoke.toml")
@@ -88,16 +94,30 @@ class FakeBackend:
     """Dev error = base(width) + 0.1 * (log10(w + 1e-3) - log10(best_w(width)))^2: the best w is
     BEST[width] (0.01 for width 4, 1 for width 32); test error = dev error + 0.01."""
 
-    BEST = {4: 0.01, 32: 1.0}
+    BEST: ClassVar[dict] = {4: 0.01, 32: 1.0}
 
     def map(self, specs, device="cpu"):
         for s in specs:
             wd, w = s["model"]["size"]["width"], s["aux"]["weight"]
             e = 0.3 - 0.002 * wd + 0.01 * (np.log10(w + 1e-3) - np.log10(self.BEST[wd] + 1e-3)) ** 2
             e += 0.001 * s["seed"]
-            yield s, {"id": trial_id(s), "status": "ok", "min_dev_error": e, "final_train_error": e / 2,
-                      "params": 10 * wd, "best_epoch": 1, "epochs": 1, "test_error": e + 0.01, "history": [],
-                      "train_flops_per_example": 1.0, "train_flops": 1.0, "wall_time": 0.0}
+            yield (
+                s,
+                {
+                    "id": trial_id(s),
+                    "status": "ok",
+                    "min_dev_error": e,
+                    "final_train_error": e / 2,
+                    "params": 10 * wd,
+                    "best_epoch": 1,
+                    "epochs": 1,
+                    "test_error": e + 0.01,
+                    "history": [],
+                    "train_flops_per_example": 1.0,
+                    "train_flops": 1.0,
+                    "wall_time": 0.0,
+                },
+            )
 
 
 def test_best_w_per_model_size_on_a_fake_trainer(tmp_path, capsys):
@@ -122,6 +142,7 @@ def test_best_w_per_model_size_on_a_fake_trainer(tmp_path, capsys):
     # the report draws dev error against w (a panel per data size) and embeds it
     assert main(["report", str(tmp_path)]) == 0
     from PIL import Image
+
     img = Image.open(tmp_path / "plots" / "weighting.png")
     assert img.size[0] > 2 * img.size[1] * 0.9  # two panels side by side
     assert 'alt="dev error against the auxiliary-data weight"' in (tmp_path / "report.html").read_text()
@@ -138,8 +159,11 @@ def test_finding_text():
 def test_weighted_training_is_real(tmp_path):
     """w = 0 is exactly the target-only trial; w > 0 trains on more data, dev/test stay on the target."""
     study = parse_study(SMOKE.format(aux=AUX), "smoke.toml")
-    specs = [s for s, _ in make_search(study).trials
-             if s["data_size"] == 50 and s["seed"] == 0 and s["model"]["size"]["width"] == 32]
+    specs = [
+        s
+        for s, _ in make_search(study).trials
+        if s["data_size"] == 50 and s["seed"] == 0 and s["model"]["size"]["width"] == 32
+    ]
     plain = {k: v for k, v in specs[0].items() if k != "aux"}
     r_plain, r0, r1 = run_trial(plain), run_trial(specs[0]), run_trial(specs[-1])
     assert r0["status"] == r1["status"] == "ok"

@@ -40,7 +40,7 @@ def main():
     for epoch in range(1, args.epochs + 1):
         perm = torch.randperm(len(x))
         for i in range(0, len(x), 64):  # a few steps per epoch even for a tiny subset
-            b = perm[i:i + 64]
+            b = perm[i : i + 64]
             loss = nn.functional.cross_entropy(net(x[b]), t[b])
             opt.zero_grad()
             loss.backward()

@@ -14,8 +14,9 @@ class ResidualMLP(nn.Module):
     def __init__(self, d_in: int, width: int, blocks: int, n_out: int):
         super().__init__()
         self.inp = nn.Linear(d_in, width)
-        self.blocks = nn.ModuleList(nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU())
-                                    for _ in range(blocks))
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU()) for _ in range(blocks)
+        )
         self.out = nn.Linear(width, n_out)
 
     def forward(self, x):  # (B, *input_shape) -> (B, n_out)

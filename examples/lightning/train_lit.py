@@ -40,12 +40,20 @@ class DigitsMLP(L.LightningModule):
 def train(trial):
     L.seed_everything(trial.seed, verbose=False)
     idx = trial.indices
-    tr = DataLoader(TensorDataset(torch.from_numpy(X_pool[idx]), torch.from_numpy(y_pool[idx])),
-                    batch_size=64, shuffle=True)
+    tr = DataLoader(
+        TensorDataset(torch.from_numpy(X_pool[idx]), torch.from_numpy(y_pool[idx])), batch_size=64, shuffle=True
+    )
     dv = DataLoader(TensorDataset(torch.from_numpy(X_dev), torch.from_numpy(y_dev)), batch_size=1024)
     model = DigitsMLP(trial.model_size["width"], trial.hparams["lr"])
     cb = ScalinglabCallback(trial, monitor="val_error")
-    L.Trainer(max_epochs=trial.hparams["max_epochs"], callbacks=[cb], accelerator=trial.device,
-              logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-              default_root_dir=trial.workdir).fit(model, tr, dv)
+    L.Trainer(
+        max_epochs=trial.hparams["max_epochs"],
+        callbacks=[cb],
+        accelerator=trial.device,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=trial.workdir,
+    ).fit(model, tr, dv)
     return {"dev": cb.best, "params": sum(p.numel() for p in model.parameters())}

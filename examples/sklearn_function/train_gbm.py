@@ -18,13 +18,18 @@ X_dev, X_test, y_dev, y_test = train_test_split(X_rest, y_rest, train_size=0.5, 
 
 def train(trial):
     idx = trial.indices
-    model = HistGradientBoostingClassifier(max_iter=trial.model_size["n_estimators"],
-                                           max_leaf_nodes=trial.model_size.get("max_leaf_nodes", 15),
-                                           learning_rate=trial.hparams["lr"], early_stopping=False,
-                                           random_state=trial.seed)
+    model = HistGradientBoostingClassifier(
+        max_iter=trial.model_size["n_estimators"],
+        max_leaf_nodes=trial.model_size.get("max_leaf_nodes", 15),
+        learning_rate=trial.hparams["lr"],
+        early_stopping=False,
+        random_state=trial.seed,
+    )
     model.fit(X_pool[idx], y_pool[idx])
     n_leaves = sum(p.get_n_leaf_nodes() for it in model._predictors for p in it)
-    return {"dev": float(np.mean(model.predict(X_dev) != y_dev)),
-            "test": float(np.mean(model.predict(X_test) != y_test)),
-            "train": float(np.mean(model.predict(X_pool[idx]) != y_pool[idx])),
-            "params": int(2 * n_leaves)}  # a leaf value and a split per leaf, roughly
+    return {
+        "dev": float(np.mean(model.predict(X_dev) != y_dev)),
+        "test": float(np.mean(model.predict(X_test) != y_test)),
+        "train": float(np.mean(model.predict(X_pool[idx]) != y_pool[idx])),
+        "params": int(2 * n_leaves),
+    }  # a leaf value and a split per leaf, roughly

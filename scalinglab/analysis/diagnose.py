@@ -36,6 +36,7 @@ SLOPE_POINTS = 3  # local slope: log-log fit over the last this-many data sizes
 
 # --- loading ---------------------------------------------------------------------------------------
 
+
 def load_trials(folder, study: str | None = None, where: str = "scalinglab") -> tuple[str, dict, pd.DataFrame]:
     """(study name, study config, trials frame) of a study folder; one-line errors for a folder with no
     store, several studies and no --study, or no finished (status ok) trials."""
@@ -45,8 +46,12 @@ def load_trials(folder, study: str | None = None, where: str = "scalinglab") -> 
         studies = {s["name"]: s for s in store.studies()}
         if study is None:
             if len(studies) != 1:
-                raise bad_value(f"{where}: {folder}", "--study", None,
-                                "one of " + ", ".join(sorted(studies)) if studies else "a folder with a study")
+                raise bad_value(
+                    f"{where}: {folder}",
+                    "--study",
+                    None,
+                    "one of " + ", ".join(sorted(studies)) if studies else "a folder with a study",
+                )
             study = next(iter(studies))
         if study not in studies:
             raise bad_value(f"{where}: {folder}", "--study", study, ", ".join(sorted(studies)))
@@ -59,8 +64,10 @@ def load_trials(folder, study: str | None = None, where: str = "scalinglab") -> 
             df = store.frame(study)
     n_ok = int((df["status"] == "ok").sum()) if len(df) else 0
     if n_ok == 0:
-        raise UserError(f"{where}: {folder}: study {study!r} has no finished trials ({len(df)} in the store, "
-                        f"none with status ok); run it first: scalinglab run ...")
+        raise UserError(
+            f"{where}: {folder}: study {study!r} has no finished trials ({len(df)} in the store, "
+            f"none with status ok); run it first: scalinglab run ..."
+        )
     return study, config, df
 
 
@@ -85,6 +92,7 @@ def parse_model_size(text: str, sizes: list[dict], where: str = "scalinglab diag
 
 # --- per-size curves ----------------------------------------------------------------------------
 
+
 def size_curves(df: pd.DataFrame, seeds: int | None = None) -> list[dict]:
     """Per model size (smallest first): its curve over data sizes, each point the best candidate of
     that size (over lr / weight decay / w) with the most seeds: median, min, max of min dev error."""
@@ -97,8 +105,16 @@ def size_curves(df: pd.DataFrame, seeds: int | None = None) -> list[dict]:
         for m, cm in c.groupby("data_size", sort=True):
             need = min(seeds or cm["n_seeds"].max(), cm["n_seeds"].max())
             r = cm[cm["n_seeds"] >= need].sort_values("error").iloc[0]
-            pts.append({"data_size": int(m), "error": float(r.error), "lo": float(r.error_lo),
-                        "hi": float(r.error_hi), "train_error": float(r.train_error), "n_seeds": int(r.n_seeds)})
+            pts.append(
+                {
+                    "data_size": int(m),
+                    "error": float(r.error),
+                    "lo": float(r.error_lo),
+                    "hi": float(r.error_hi),
+                    "train_error": float(r.train_error),
+                    "n_seeds": int(r.n_seeds),
+                }
+            )
         out.append({"model_size": json.loads(ms), "params": int(c["params"].iloc[0]), "points": pts})
     out.sort(key=lambda s: s["params"])
     for s in out:
@@ -127,8 +143,8 @@ def _tol(a: dict, b: dict) -> float:
 
 # --- the diagnosis -------------------------------------------------------------------------------
 
-def diagnose(df: pd.DataFrame, config: dict, *, model_size: str | None = None, form: str = "auto",
-             metric=None) -> dict:
+
+def diagnose(df: pd.DataFrame, config: dict, *, model_size: str | None = None, form: str = "auto", metric=None) -> dict:
     """The diagnosis as a plain dict: verdict, subject size, evidence lines, advice line, numbers.
     metric: the study's `Metric` (`metric.stored_metric` reads it from summary.json); None: from config."""
     from scalinglab.analysis.points import best_points, points_list
@@ -155,9 +171,11 @@ def diagnose(df: pd.DataFrame, config: dict, *, model_size: str | None = None, f
     sc = next(c for c in curves if c["model_size"] == subject)
     s_at = _at(sc, M)
     if s_at is None:
-        raise UserError(f"scalinglab diagnose: --model-size {size_label(subject)} has no finished trial at the "
-                        f"largest data size {M}; sizes with one: "
-                        + ", ".join(size_label(c["model_size"]) for c in curves if _at(c, M)))
+        raise UserError(
+            f"scalinglab diagnose: --model-size {size_label(subject)} has no finished trial at the "
+            f"largest data size {M}; sizes with one: "
+            + ", ".join(size_label(c["model_size"]) for c in curves if _at(c, M))
+        )
     label = size_label(subject)
     ev = []
     # 1. larger sizes at the largest data size
@@ -166,9 +184,11 @@ def diagnose(df: pd.DataFrame, config: dict, *, model_size: str | None = None, f
     best_big = min(better, key=lambda cp: cp[1]["error"]) if better else None
     if best_big:
         c, p = best_big
-        ev.append(f"at m={M}, {size_label(c['model_size'])} ({c['params']} params) reaches {p['error']:.4f} "
-                  f"[{p['lo']:.4f}, {p['hi']:.4f}] vs {s_at['error']:.4f} [{s_at['lo']:.4f}, {s_at['hi']:.4f}] "
-                  f"for {label} ({sc['params']} params): larger models help")
+        ev.append(
+            f"at m={M}, {size_label(c['model_size'])} ({c['params']} params) reaches {p['error']:.4f} "
+            f"[{p['lo']:.4f}, {p['hi']:.4f}] vs {s_at['error']:.4f} [{s_at['lo']:.4f}, {s_at['hi']:.4f}] "
+            f"for {label} ({sc['params']} params): larger models help"
+        )
     elif bigger:
         ev.append(f"at m={M}, no larger size beats {label} ({s_at['error']:.4f}) by more than the noise")
     else:
@@ -176,35 +196,55 @@ def diagnose(df: pd.DataFrame, config: dict, *, model_size: str | None = None, f
     # 2. does the subject's curve flatten while the better size keeps improving?
     flat = False
     if sc["slope"] is not None:
-        txt = f"local slope of {label}'s curve over its last {min(SLOPE_POINTS, len(sc['points']))} data sizes: " \
-              f"{sc['slope']:+.3f} (d log error / d log data)"
+        txt = (
+            f"local slope of {label}'s curve over its last {min(SLOPE_POINTS, len(sc['points']))} data sizes: "
+            f"{sc['slope']:+.3f} (d log error / d log data)"
+        )
         if best_big and best_big[0]["slope"] is not None:
             bs = best_big[0]["slope"]
             flat = bs < FLAT_SLOPE and (sc["slope"] > FLAT_RATIO * bs or sc["slope"] > FLAT_SLOPE)
-            txt += f" vs {bs:+.3f} for {size_label(best_big[0]['model_size'])}" + \
-                   (": it has flattened while the larger one keeps improving" if flat else "")
+            txt += f" vs {bs:+.3f} for {size_label(best_big[0]['model_size'])}" + (
+                ": it has flattened while the larger one keeps improving" if flat else ""
+            )
         ev.append(txt)
     # 3. underfitting: train error high and close to dev error
     tr, dv = s_at["train_error"], s_at["error"]
     underfit = tr >= UNDERFIT * dv and tr > MIN_TRAIN
-    ev.append(f"{label} at m={M}: train error {tr:.4f} vs dev error {dv:.4f}"
-              + (" (high and close: it underfits)" if underfit else
-                 " (it fits its training set better than dev: variance, not capacity)" if tr < 0.5 * dv else ""))
+    ev.append(
+        f"{label} at m={M}: train error {tr:.4f} vs dev error {dv:.4f}"
+        + (
+            " (high and close: it underfits)"
+            if underfit
+            else " (it fits its training set better than dev: variance, not capacity)"
+            if tr < 0.5 * dv
+            else ""
+        )
+    )
     # 4. where the best-fit curve stands
     floor = floor_ci = irr = None
     if curve is not None:
         r = floor_fit.regions
         floor, floor_ci, irr = r["floor"], r["floor_ci"], r["irreducible_start"]
-        fl = "none" if floor is None else f"{floor:.4f}" + (f" [{floor_ci[0]:.4f}, {floor_ci[1]:.4f}]" if floor_ci else "")
-        where_ = ("in its irreducible region (within 10% of the floor)" if irr is not None and irr <= M
-                  else "still in its power-law region" + (f" (irreducible region from m ~ {irr:.3g})" if irr else ""))
-        ev.append(f"best-fit learning curve ({curve.form}, {curve.n_points} points): at m={M} it is {where_}; "
-                  f"floor {fl}; exponent {curve.exponent:+.3f}")
+        fl = (
+            "none"
+            if floor is None
+            else f"{floor:.4f}" + (f" [{floor_ci[0]:.4f}, {floor_ci[1]:.4f}]" if floor_ci else "")
+        )
+        where_ = (
+            "in its irreducible region (within 10% of the floor)"
+            if irr is not None and irr <= M
+            else "still in its power-law region" + (f" (irreducible region from m ~ {irr:.3g})" if irr else "")
+        )
+        ev.append(
+            f"best-fit learning curve ({curve.form}, {curve.n_points} points): at m={M} it is {where_}; "
+            f"floor {fl}; exponent {curve.exponent:+.3f}"
+        )
     else:
         ev.append(f"only {len(points)} data sizes with finished trials: no learning curve fitted (needs 4)")
     best_at_M = points[-1]
-    at_floor = curve is not None and ((irr is not None and irr <= M)
-                                      or (floor_ci is not None and best_at_M["error"] <= floor_ci[1]))
+    at_floor = curve is not None and (
+        (irr is not None and irr <= M) or (floor_ci is not None and best_at_M["error"] <= floor_ci[1])
+    )
     above_floor = floor_ci is None or s_at["error"] > floor_ci[1] * (1 + NOISE)
 
     if best_big and (flat or underfit):
@@ -222,12 +262,18 @@ def diagnose(df: pd.DataFrame, config: dict, *, model_size: str | None = None, f
         if law is not None:
             ps = law.predict([M], interval=0.9)
             e = curve.predict([M], interval=0.9)
-            numbers.update(recommended_params=float(ps.y[0]), recommended_params_ci=[float(ps.lo[0]), float(ps.hi[0])],
-                           expected_error=float(e.y[0]), expected_error_ci=[float(e.lo[0]), float(e.hi[0])])
+            numbers.update(
+                recommended_params=float(ps.y[0]),
+                recommended_params_ci=[float(ps.lo[0]), float(ps.hi[0])],
+                expected_error=float(e.y[0]),
+                expected_error_ci=[float(e.lo[0]), float(e.hi[0])],
+            )
             near = min(curves, key=lambda c: abs(math.log(c["params"] / ps.y[0])))
-            advice += (f": about {ps.y[0]:,.0f} parameters (model-size law at m={M}; 90% interval "
-                       f"[{ps.lo[0]:,.0f}, {ps.hi[0]:,.0f}]; nearest size tried: {size_label(near['model_size'])}, "
-                       f"{near['params']:,} params), expected error {e.y[0]:.4f} [{e.lo[0]:.4f}, {e.hi[0]:.4f}]")
+            advice += (
+                f": about {ps.y[0]:,.0f} parameters (model-size law at m={M}; 90% interval "
+                f"[{ps.lo[0]:,.0f}, {ps.hi[0]:,.0f}]; nearest size tried: {size_label(near['model_size'])}, "
+                f"{near['params']:,} params), expected error {e.y[0]:.4f} [{e.lo[0]:.4f}, {e.hi[0]:.4f}]"
+            )
             if not bigger:
                 advice += "; larger than any size tried, so extend the size grid"
         elif best_big:
@@ -243,16 +289,27 @@ def diagnose(df: pd.DataFrame, config: dict, *, model_size: str | None = None, f
                 ps = law.predict([2 * M])
                 advice += f", with about {ps[0]:,.0f} parameters (model-size law)"
     else:
-        advice = (f"neither more data nor a bigger model helps much: the error is at the floor "
-                  f"{floor:.4f} [{floor_ci[0]:.4f}, {floor_ci[1]:.4f}] (90% interval) of this model family; "
-                  f"change the family, the features or the labels")
+        advice = (
+            f"neither more data nor a bigger model helps much: the error is at the floor "
+            f"{floor:.4f} [{floor_ci[0]:.4f}, {floor_ci[1]:.4f}] (90% interval) of this model family; "
+            f"change the family, the features or the labels"
+        )
         numbers.update(floor=floor, floor_ci=list(floor_ci))
     if floor is not None:
         numbers.setdefault("floor", floor)
         numbers.setdefault("floor_ci", list(floor_ci) if floor_ci else None)
-    return {"verdict": verdict, "model_size": subject, "model_size_label": label, "named": named,
-            "params": sc["params"], "error": s_at["error"], "evidence": ev, "advice": advice,
-            "numbers": numbers, "curves": curves}
+    return {
+        "verdict": verdict,
+        "model_size": subject,
+        "model_size_label": label,
+        "named": named,
+        "params": sc["params"],
+        "error": s_at["error"],
+        "evidence": ev,
+        "advice": advice,
+        "numbers": numbers,
+        "curves": curves,
+    }
 
 
 def format_diagnosis(d: dict) -> list[str]:
@@ -260,13 +317,17 @@ def format_diagnosis(d: dict) -> list[str]:
     from scalinglab.models.registry import size_label
 
     who = "named size" if d["named"] else "best-fit size at the largest data size"
-    lines = [f"diagnosis for {d['model_size_label']} ({who}, {d['params']:,} params): {d['verdict'].upper()}",
-             "evidence:"]
+    lines = [
+        f"diagnosis for {d['model_size_label']} ({who}, {d['params']:,} params): {d['verdict'].upper()}",
+        "evidence:",
+    ]
     lines += [f"  - {e}" for e in d["evidence"]]
     lines.append(f"advice: {d['advice']}")
     sizes = sorted({p["data_size"] for c in d["curves"] for p in c["points"]})
     lines.append("dev error (median over seeds; per size its best config: lr, weight decay, aux weight) by data size:")
-    lines.append("  " + f"{'model':<18}{'params':>8} " + "".join(f"{m:>8}" for m in sizes) + f"{'slope':>8}{'train':>8}")
+    lines.append(
+        "  " + f"{'model':<18}{'params':>8} " + "".join(f"{m:>8}" for m in sizes) + f"{'slope':>8}{'train':>8}"
+    )
     for c in d["curves"]:
         row = {p["data_size"]: p for p in c["points"]}
         cells = "".join(f"{row[m]['error']:>8.4f}" if m in row else f"{'-':>8}" for m in sizes)
@@ -274,6 +335,8 @@ def format_diagnosis(d: dict) -> list[str]:
         tr = f"{c['points'][-1]['train_error']:.4f}"
         lines.append(f"  {size_label(c['model_size']):<18}{c['params']:>8} {cells}{sl:>8}{tr:>8}")
     if not d["named"]:
-        lines.append("name another size with --model-size, e.g. --model-size "
-                     + size_label({k: v for k, v in d["curves"][0]["model_size"].items()}))
+        lines.append(
+            "name another size with --model-size, e.g. --model-size "
+            + size_label({k: v for k, v in d["curves"][0]["model_size"].items()})
+        )
     return lines

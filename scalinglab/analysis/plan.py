@@ -41,8 +41,12 @@ def invert_curve(curve, target: float, m_max: float, interval: float = 0.9) -> d
         idx = np.nonzero(np.asarray(y) <= target)[0]
         return float(xs[idx[0]]) if idx.size else None
 
-    return {"data_size": first(pred.y), "data_size_lo": first(pred.lo), "data_size_hi": first(pred.hi),
-            "interval": interval}
+    return {
+        "data_size": first(pred.y),
+        "data_size_lo": first(pred.lo),
+        "data_size_hi": first(pred.hi),
+        "interval": interval,
+    }
 
 
 def _ref_trials(df: pd.DataFrame, point: dict) -> pd.DataFrame:
@@ -59,13 +63,27 @@ def compute_model(df: pd.DataFrame, point: dict) -> dict:
     epochs = float((seen / ref["data_size"]).median())
     ok = df[(df["status"] == "ok") & (df["wall_time"] > 0)]
     thr = float(ok["train_flops"].sum() / ok["wall_time"].sum()) if len(ok) else None
-    return {"ref_params": int(point["params"]), "ref_flops_per_example": fpe,
-            "flops_per_param_per_example": fpe / point["params"], "epochs": epochs,
-            "throughput_flops_per_s": thr, "ref_data_size": int(point["data_size"])}
+    return {
+        "ref_params": int(point["params"]),
+        "ref_flops_per_example": fpe,
+        "flops_per_param_per_example": fpe / point["params"],
+        "epochs": epochs,
+        "throughput_flops_per_s": thr,
+        "ref_data_size": int(point["data_size"]),
+    }
 
 
-def plan(df: pd.DataFrame, config: dict, target: float, *, max_flops: float | None = None,
-         form: str = "auto", device: str | None = None, where: str = "scalinglab plan", metric=None) -> dict:
+def plan(
+    df: pd.DataFrame,
+    config: dict,
+    target: float,
+    *,
+    max_flops: float | None = None,
+    form: str = "auto",
+    device: str | None = None,
+    where: str = "scalinglab plan",
+    metric=None,
+) -> dict:
     """The plan as a plain dict (see the module docstring). metric: the study's `Metric`
     (`metric.stored_metric` reads it from summary.json); None: from config."""
     from scalinglab.analysis.points import best_points, points_list
@@ -77,39 +95,58 @@ def plan(df: pd.DataFrame, config: dict, target: float, *, max_flops: float | No
     # log2 of the vocabulary for a language model.
     top = max(y0, 1.0) if y0 is not None else math.inf  # a user metric without a random-guess level
     if not (isinstance(target, (int, float)) and 0 < target < top and math.isfinite(target)):
-        allowed = ("a value > 0 of the study's metric" if y0 is None else "an error rate in (0, 1), e.g. 0.05"
-                   if y0 < 1 else f"a dev loss in (0, {y0:.3g}) bits")
+        allowed = (
+            "a value > 0 of the study's metric"
+            if y0 is None
+            else "an error rate in (0, 1), e.g. 0.05"
+            if y0 < 1
+            else f"a dev loss in (0, {y0:.3g}) bits"
+        )
         raise bad_value(where, "--target-error", target, allowed)
     if max_flops is not None and not (math.isfinite(max_flops) and max_flops > 0):
         raise bad_value(where, "--max-flops", max_flops, "a FLOP budget > 0, e.g. 1e15")
     points = points_list(best_points(df, config.get("seeds")))
     if len(points) < 4:
-        raise UserError(f"{where}: {len(points)} data sizes with finished trials; allowed: at least 4 to fit "
-                        f"a learning curve (let the study finish)")
+        raise UserError(
+            f"{where}: {len(points)} data sizes with finished trials; allowed: at least 4 to fit "
+            f"a learning curve (let the study finish)"
+        )
     if any(p["params"] is None for p in points):
-        raise UserError(f"{where}: the trainer returned no \"params\" for the best models; allowed: a study whose "
-                        f"trainer returns params (and flops), which the model-size and compute plan need")
+        raise UserError(
+            f'{where}: the trainer returned no "params" for the best models; allowed: a study whose '
+            f"trainer returns params (and flops), which the model-size and compute plan need"
+        )
     curve = fit_learning_curve(points, y0=y0, form=form)
     law = fit_size_law(points)
     M = points[-1]["data_size"]
     # The floor from a floor form, as in summary.json (see summary.FLOOR_FORMS).
     r = (curve if form != "auto" else fit_learning_curve(points, y0=y0, form=FLOOR_FORMS)).regions
     floor, floor_ci = r["floor"], r["floor_ci"]
-    out = {"target_error": target, "largest_data_size": M, "best_error_measured": points[-1]["error"],
-           "learning_curve": {"form": curve.form, "params": curve.params}, "floor": floor, "floor_ci": floor_ci}
+    out = {
+        "target_error": target,
+        "largest_data_size": M,
+        "best_error_measured": points[-1]["error"],
+        "learning_curve": {"form": curve.form, "params": curve.params},
+        "floor": floor,
+        "floor_ci": floor_ci,
+    }
     cm = compute_model(df, points[-1])
     out["compute_model"] = cm
     largest_tried = int(df.loc[df["status"] == "ok", "params"].max())
     if points[-1]["params"] >= largest_tried:  # the size law cannot see past the grid
-        out["note"] = (f"the best-fit size at the largest data size is the largest size tried ({largest_tried:,} "
-                       f"params): the model-size law is bounded by the size grid; extend it to trust the model size")
+        out["note"] = (
+            f"the best-fit size at the largest data size is the largest size tried ({largest_tried:,} "
+            f"params): the model-size law is bounded by the size grid; extend it to trust the model size"
+        )
     fl_txt = "" if floor is None else f"{floor:.4g}" + (f" [{floor_ci[0]:.4g}, {floor_ci[1]:.4g}]" if floor_ci else "")
     # Certain only below the floor's whole interval: with a floor of 1.4% [0, 2.2%], a 1% target is
     # improbable, not impossible.
     if floor is not None and (target < floor_ci[0] if floor_ci else target <= floor):
         out["reachable"] = False
-        out["verdict"] = (f"cannot be reached with this model family: the target {target:.4g} is at or below "
-                          f"the estimated floor {floor:.4g}" + (f" [{floor_ci[0]:.4g}, {floor_ci[1]:.4g}]" if floor_ci else ""))
+        out["verdict"] = (
+            f"cannot be reached with this model family: the target {target:.4g} is at or below "
+            f"the estimated floor {floor:.4g}" + (f" [{floor_ci[0]:.4g}, {floor_ci[1]:.4g}]" if floor_ci else "")
+        )
     else:
         inv = invert_curve(curve, target, M)
         out.update(inv)
@@ -124,20 +161,26 @@ def plan(df: pd.DataFrame, config: dict, target: float, *, max_flops: float | No
             out["verdict"] = "reachable" + (" (already at the data sizes measured)" if m <= M else "")
             if floor is not None and target <= floor:
                 out["reachable"] = False
-                out["verdict"] = (f"probably not reachable with this model family: the target is below the "
-                                  f"estimated floor {fl_txt}, although inside its interval; the fitted "
-                                  f"{curve.form} curve alone would reach it at the data size below")
+                out["verdict"] = (
+                    f"probably not reachable with this model family: the target is below the "
+                    f"estimated floor {fl_txt}, although inside its interval; the fitted "
+                    f"{curve.form} curve alone would reach it at the data size below"
+                )
             elif floor_ci is not None and target <= floor_ci[1]:
-                out["verdict"] += (f"; but the target lies inside the floor's interval [{floor_ci[0]:.4g}, "
-                                   f"{floor_ci[1]:.4g}]: it may not be reachable with this family")
+                out["verdict"] += (
+                    f"; but the target lies inside the floor's interval [{floor_ci[0]:.4g}, "
+                    f"{floor_ci[1]:.4g}]: it may not be reachable with this family"
+                )
             ms = [v for v in (inv["data_size_lo"], m, inv["data_size_hi"]) if v is not None]
             ps = law.predict(ms, interval=0.9)
             k = ms.index(m)
             out["params"] = float(ps.y[k])
             out["params_ci"] = [float(ps.lo[k]), float(ps.hi[k])]
             out["flops"] = _flops(cm, out["params"], m)
-            out["flops_range"] = [_flops(cm, float(ps.y[0]), ms[0]),
-                                  _flops(cm, float(ps.y[-1]), ms[-1]) if inv["data_size_hi"] else None]
+            out["flops_range"] = [
+                _flops(cm, float(ps.y[0]), ms[0]),
+                _flops(cm, float(ps.y[-1]), ms[-1]) if inv["data_size_hi"] else None,
+            ]
             if cm["throughput_flops_per_s"]:
                 out["hours"] = out["flops"] / cm["throughput_flops_per_s"] / 3600
     # the joint fit takes tens of seconds (grid of starts + bootstrap): only when a budget is asked for
@@ -156,8 +199,12 @@ def _joint(df: pd.DataFrame, cm: dict, max_flops: float | None, target: float) -
 
     ok = df[(df["status"] == "ok") & (df["min_dev_error"] > 0)]
     try:
-        jf = fit_joint(ok["params"].to_numpy(float), ok["data_size"].to_numpy(float),
-                       ok["min_dev_error"].to_numpy(float), n_boot=JOINT_BOOT)
+        jf = fit_joint(
+            ok["params"].to_numpy(float),
+            ok["data_size"].to_numpy(float),
+            ok["min_dev_error"].to_numpy(float),
+            n_boot=JOINT_BOOT,
+        )
     except UserError as e:
         return {"error": str(e)}
     out = {"fit": jf.to_dict()}
@@ -167,11 +214,17 @@ def _joint(df: pd.DataFrame, cm: dict, max_flops: float | None, target: float) -
         o = jf.compute_optimal(c6)
         n, d = float(o["N_opt"]), float(o["D_opt"])
         pr = jf.predict(n, d, interval=0.9)
-        out["budget"] = {"max_flops": max_flops, "c_6nd": c6, "params": n, "data_size": d,
-                         "params_ci": [float(o["N_opt_ci"][0]), float(o["N_opt_ci"][1])],
-                         "data_size_ci": [float(o["D_opt_ci"][0]), float(o["D_opt_ci"][1])],
-                         "error": float(pr["y"]), "error_ci": [float(pr["lo"]), float(pr["hi"])],
-                         "meets_target": bool(float(pr["y"]) <= target)}
+        out["budget"] = {
+            "max_flops": max_flops,
+            "c_6nd": c6,
+            "params": n,
+            "data_size": d,
+            "params_ci": [float(o["N_opt_ci"][0]), float(o["N_opt_ci"][1])],
+            "data_size_ci": [float(o["D_opt_ci"][0]), float(o["D_opt_ci"][1])],
+            "error": float(pr["y"]),
+            "error_ci": [float(pr["lo"]), float(pr["hi"])],
+            "meets_target": bool(float(pr["y"]) <= target),
+        }
         if cm["throughput_flops_per_s"]:
             out["budget"]["hours"] = max_flops / cm["throughput_flops_per_s"] / 3600
     return out
@@ -183,40 +236,58 @@ def _n(v):
 
 def format_plan(p: dict) -> list[str]:
     cm = p["compute_model"]
-    fl = "none" if p["floor"] is None else f"{p['floor']:.4g}" + (
-        f" [{p['floor_ci'][0]:.4g}, {p['floor_ci'][1]:.4g}]" if p["floor_ci"] else "")
-    lines = [f"target dev error {p['target_error']:.4g}: {p['verdict']}",
-             f"  learning curve: {p['learning_curve']['form']}, floor {fl}; best measured {p['best_error_measured']:.4g} "
-             f"at m={p['largest_data_size']}"]
+    fl = (
+        "none"
+        if p["floor"] is None
+        else f"{p['floor']:.4g}" + (f" [{p['floor_ci'][0]:.4g}, {p['floor_ci'][1]:.4g}]" if p["floor_ci"] else "")
+    )
+    lines = [
+        f"target dev error {p['target_error']:.4g}: {p['verdict']}",
+        f"  learning curve: {p['learning_curve']['form']}, floor {fl}; best measured {p['best_error_measured']:.4g} "
+        f"at m={p['largest_data_size']}",
+    ]
     if p.get("data_size") is not None:
         hi = _n(p["data_size_hi"]) if p["data_size_hi"] else f"beyond {HORIZON:.0e} x the largest (unbounded)"
         lines.append(f"  data needed:   {_n(p['data_size'])} examples   90% interval [{_n(p['data_size_lo'])}, {hi}]")
-        lines.append(f"  model size:    {_n(p['params'])} parameters (model-size law)   90% interval "
-                     f"[{_n(p['params_ci'][0])}, {_n(p['params_ci'][1])}]")
+        lines.append(
+            f"  model size:    {_n(p['params'])} parameters (model-size law)   90% interval "
+            f"[{_n(p['params_ci'][0])}, {_n(p['params_ci'][1])}]"
+        )
         rng = p["flops_range"]
-        lines.append(f"  training compute: {p['flops']:.3g} FLOPs  (range {rng[0]:.3g} .. "
-                     f"{'unbounded' if rng[1] is None else format(rng[1], '.3g')})")
-        lines.append(f"    = {cm['flops_per_param_per_example']:.3g} FLOPs/param/example x {_n(p['params'])} params "
-                     f"x {_n(p['data_size'])} examples x {cm['epochs']:.1f} epochs (epochs and FLOPs/param of the "
-                     f"best model at m={cm['ref_data_size']}, {cm['ref_params']:,} params)")
+        lines.append(
+            f"  training compute: {p['flops']:.3g} FLOPs  (range {rng[0]:.3g} .. "
+            f"{'unbounded' if rng[1] is None else format(rng[1], '.3g')})"
+        )
+        lines.append(
+            f"    = {cm['flops_per_param_per_example']:.3g} FLOPs/param/example x {_n(p['params'])} params "
+            f"x {_n(p['data_size'])} examples x {cm['epochs']:.1f} epochs (epochs and FLOPs/param of the "
+            f"best model at m={cm['ref_data_size']}, {cm['ref_params']:,} params)"
+        )
         if p.get("hours") is not None:
-            lines.append(f"  time: {p['hours']:.3g} hours at the {cm['throughput_flops_per_s']:.3g} FLOP/s measured "
-                         f"in this study" + (f" ({p['device']})" if p.get("device") else ""))
+            lines.append(
+                f"  time: {p['hours']:.3g} hours at the {cm['throughput_flops_per_s']:.3g} FLOP/s measured "
+                f"in this study" + (f" ({p['device']})" if p.get("device") else "")
+            )
     if p.get("note"):
         lines.append(f"  note: {p['note']}")
     j = p.get("joint")
     if j and "fit" in j:
         jp = j["fit"]["params"]
-        lines.append(f"  joint law: L = {jp['E']:.3g} + {jp['A']:.3g}/N^{jp['alpha']:.3g} + {jp['B']:.3g}/D^{jp['beta']:.3g}"
-                     + ("" if j["fit"]["converged"] else "  [NOT CONVERGED]"))
+        lines.append(
+            f"  joint law: L = {jp['E']:.3g} + {jp['A']:.3g}/N^{jp['alpha']:.3g} + {jp['B']:.3g}/D^{jp['beta']:.3g}"
+            + ("" if j["fit"]["converged"] else "  [NOT CONVERGED]")
+        )
         b = j.get("budget")
         if b:
-            lines.append(f"  compute-optimal for {b['max_flops']:.3g} FLOPs: {_n(b['params'])} params "
-                         f"[{_n(b['params_ci'][0])}, {_n(b['params_ci'][1])}] on {_n(b['data_size'])} examples "
-                         f"[{_n(b['data_size_ci'][0])}, {_n(b['data_size_ci'][1])}], expected error {b['error']:.4g} "
-                         f"[{b['error_ci'][0]:.4g}, {b['error_ci'][1]:.4g}]: "
-                         + ("meets" if b["meets_target"] else "misses") + " the target"
-                         + (f"; {b['hours']:.3g} hours at the measured throughput" if b.get("hours") else ""))
+            lines.append(
+                f"  compute-optimal for {b['max_flops']:.3g} FLOPs: {_n(b['params'])} params "
+                f"[{_n(b['params_ci'][0])}, {_n(b['params_ci'][1])}] on {_n(b['data_size'])} examples "
+                f"[{_n(b['data_size_ci'][0])}, {_n(b['data_size_ci'][1])}], expected error {b['error']:.4g} "
+                f"[{b['error_ci'][0]:.4g}, {b['error_ci'][1]:.4g}]: "
+                + ("meets" if b["meets_target"] else "misses")
+                + " the target"
+                + (f"; {b['hours']:.3g} hours at the measured throughput" if b.get("hours") else "")
+            )
     elif j:
         lines.append(f"  joint law: not fitted ({j['error']})")
     return lines

@@ -20,12 +20,19 @@ def candidate_scores(df: pd.DataFrame) -> pd.DataFrame:
     if ok.empty:
         return pd.DataFrame(columns=["data_size", "config", "error", "n_seeds", "params"])
     g = ok.groupby(["data_size", "config"], sort=True)
-    return g.agg(error=("min_dev_error", "median"), error_lo=("min_dev_error", "min"),
-                 error_hi=("min_dev_error", "max"), n_seeds=("min_dev_error", "size"),
-                 params=("params", "first"), model_size=("model_size", "first"), lr=("lr", "first"),
-                 weight_decay=("weight_decay", "first"), train_error=("final_train_error", "median"),
-                 test_error=("test_error", "median"),
-                 seed_errors=("min_dev_error", lambda s: [float(v) for v in s])).reset_index()
+    return g.agg(
+        error=("min_dev_error", "median"),
+        error_lo=("min_dev_error", "min"),
+        error_hi=("min_dev_error", "max"),
+        n_seeds=("min_dev_error", "size"),
+        params=("params", "first"),
+        model_size=("model_size", "first"),
+        lr=("lr", "first"),
+        weight_decay=("weight_decay", "first"),
+        train_error=("final_train_error", "median"),
+        test_error=("test_error", "median"),
+        seed_errors=("min_dev_error", lambda s: [float(v) for v in s]),
+    ).reset_index()
 
 
 def best_points(df: pd.DataFrame, min_seeds: int | None = None) -> pd.DataFrame:
@@ -44,9 +51,20 @@ def best_points(df: pd.DataFrame, min_seeds: int | None = None) -> pd.DataFrame:
 
 
 def points_list(best: pd.DataFrame) -> list[dict]:
-    return [{"data_size": int(r.data_size), "model_size": r.model_size, "params": None if r.params is None or r.params != r.params else int(r.params),
-             "lr": float(r.lr), "weight_decay": float(r.weight_decay),
-             "error": float(r.error), "error_lo": float(r.error_lo), "error_hi": float(r.error_hi),
-             "n_seeds": int(r.n_seeds), "seed_errors": sorted(float(v) for v in r.seed_errors),
-             "train_error": finite(r.train_error), "test_error": finite(r.test_error)}
-            for r in best.itertuples()]
+    return [
+        {
+            "data_size": int(r.data_size),
+            "model_size": r.model_size,
+            "params": None if r.params is None or r.params != r.params else int(r.params),
+            "lr": float(r.lr),
+            "weight_decay": float(r.weight_decay),
+            "error": float(r.error),
+            "error_lo": float(r.error_lo),
+            "error_hi": float(r.error_hi),
+            "n_seeds": int(r.n_seeds),
+            "seed_errors": sorted(float(v) for v in r.seed_errors),
+            "train_error": finite(r.train_error),
+            "test_error": finite(r.test_error),
+        }
+        for r in best.itertuples()
+    ]

@@ -40,9 +40,14 @@ def fit_floor(points: list[dict], *, y0: float | None) -> dict:
     small-data region through the random-guess error y0, so its boundaries are the meaningful ones."""
     f = fit_learning_curve(points, y0=y0, form=FLOOR_FORMS)
     r = f.regions
-    return {"form": f.form, "value": r["floor"], "ci90": r["floor_ci"],
-            "small_data_end": r["small_data_end"], "irreducible_start": r["irreducible_start"],
-            "scores": f.scores}
+    return {
+        "form": f.form,
+        "value": r["floor"],
+        "ci90": r["floor_ci"],
+        "small_data_end": r["small_data_end"],
+        "irreducible_start": r["irreducible_start"],
+        "scores": f.scores,
+    }
 
 
 def fit_size_law(points: list[dict]):
@@ -60,8 +65,10 @@ def law_dict(fit, largest: int) -> dict:
     d = fit.to_dict()
     xs = np.array([largest * f for f in PREDICT_FACTORS], float)
     pred = fit.predict(xs, interval=0.9)
-    d["predictions"] = [{"data_size": int(x), "value": float(v), "lo": float(lo), "hi": float(hi)}
-                        for x, v, lo, hi in zip(xs, pred["y"], pred["lo"], pred["hi"])]
+    d["predictions"] = [
+        {"data_size": int(x), "value": float(v), "lo": float(lo), "hi": float(hi)}
+        for x, v, lo, hi in zip(xs, pred["y"], pred["lo"], pred["hi"])
+    ]
     d.setdefault("ci90", d.get("ci"))
     return jsonable(d)
 
@@ -72,14 +79,16 @@ def failure_reasons(df, width: int = 200) -> dict[str, int]:
     from collections import Counter
 
     errs = df.loc[df["status"] == "failed", "error"] if "error" in df else []
-    reasons = Counter((str(e).strip().splitlines() or ["(no reason recorded)"])[0][:width]
-                      if e is not None and str(e).strip() and str(e) != "nan" else "(no reason recorded)"
-                      for e in errs)
+    reasons = Counter(
+        (str(e).strip().splitlines() or ["(no reason recorded)"])[0][:width]
+        if e is not None and str(e).strip() and str(e) != "nan"
+        else "(no reason recorded)"
+        for e in errs
+    )
     return dict(reasons.most_common())
 
 
-def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto",
-              extra: dict | None = None) -> dict:
+def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto", extra: dict | None = None) -> dict:
     from scalinglab.metric import study_metric
 
     df = store.frame(study_name)
@@ -90,8 +99,12 @@ def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto"
         df = weighted_frame(store, study_name)
     counts = df["status"].value_counts().to_dict() if len(df) else {}
     metric = study_metric(config)
-    out = {"study": study_name, "metric": metric.description,
-           "trials": {"total": int(len(df)), **{k: int(v) for k, v in counts.items()}}, **(extra or {})}
+    out = {
+        "study": study_name,
+        "metric": metric.description,
+        "trials": {"total": len(df), **{k: int(v) for k, v in counts.items()}},
+        **(extra or {}),
+    }
     if counts.get("failed"):  # why trials failed: each distinct reason once, most frequent first
         out["trials"]["failure_reasons"] = failure_reasons(df)
     out["random_guess_error"] = metric.random_guess
@@ -104,7 +117,7 @@ def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto"
 
         ds = load(config["data"]["name"], config["data"].get("options", {}))  # cached on disk
         for k in ("data_unit", "chars_per_example", "vocab_size"):  # byo/charlm: sizes count examples of
-            if k in ds.meta:                                        # chars_per_example characters
+            if k in ds.meta:  # chars_per_example characters
                 out[k] = ds.meta[k]
         if "bayes_error" in ds.meta:
             out["bayes_error"] = ds.meta["bayes_error"]
@@ -167,11 +180,18 @@ def compare_levels(levels: dict, y0: float | None = None) -> dict:
     keys = list(pts)
     common = sorted(set.intersection(*(set(e) for e in errs.values())))
     ratios = [errs[keys[1]][m] / errs[keys[0]][m] for m in common]
-    verdict = ("exponents not distinguishable (90% intervals overlap): consistent with a shift of the curve" if overlap
-               else "different exponents: the 90% intervals do not overlap")
-    return {"verdict": verdict, "exponents": exps, "exponents_overlap": overlap,
-            f"error_ratio_{keys[1]}_over_{keys[0]}": float(np.median(ratios)) if ratios else None,
-            f"error_ratio_{keys[1]}_over_{keys[0]}_at_largest": float(ratios[-1]) if ratios else None}
+    verdict = (
+        "exponents not distinguishable (90% intervals overlap): consistent with a shift of the curve"
+        if overlap
+        else "different exponents: the 90% intervals do not overlap"
+    )
+    return {
+        "verdict": verdict,
+        "exponents": exps,
+        "exponents_overlap": overlap,
+        f"error_ratio_{keys[1]}_over_{keys[0]}": float(np.median(ratios)) if ratios else None,
+        f"error_ratio_{keys[1]}_over_{keys[0]}_at_largest": float(ratios[-1]) if ratios else None,
+    }
 
 
 def write_summary(folder: Path, summary: dict) -> Path:

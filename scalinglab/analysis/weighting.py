@@ -33,30 +33,47 @@ def weighting_section(df: pd.DataFrame, weights=None) -> dict:
     from scalinglab.models.registry import size_label
 
     ok = df[(df["status"] == "ok") & df["aux_weight"].notna()]
-    out = {"weights": [float(w) for w in (weights or sorted(ok["aux_weight"].unique()))],
-           "selection": "w with the lowest median (over seeds) minimum dev error; ties to the lower w",
-           "by_data_size": []}
+    out = {
+        "weights": [float(w) for w in (weights or sorted(ok["aux_weight"].unique()))],
+        "selection": "w with the lowest median (over seeds) minimum dev error; ties to the lower w",
+        "by_data_size": [],
+    }
     for n, dn in ok.groupby("data_size", sort=True):
         models = []
         for ms, dm in dn.groupby("model_size", sort=False):
             curve = []
             for w, dw in dm.groupby("aux_weight", sort=True):
-                curve.append({"weight": float(w), "dev_error": float(dw["min_dev_error"].median()),
-                              "dev_error_lo": float(dw["min_dev_error"].min()),
-                              "dev_error_hi": float(dw["min_dev_error"].max()),
-                              "test_error": float(dw["test_error"].median()),
-                              "train_error": float(dw["final_train_error"].median()),
-                              "n_seeds": int(len(dw))})
+                curve.append(
+                    {
+                        "weight": float(w),
+                        "dev_error": float(dw["min_dev_error"].median()),
+                        "dev_error_lo": float(dw["min_dev_error"].min()),
+                        "dev_error_hi": float(dw["min_dev_error"].max()),
+                        "test_error": float(dw["test_error"].median()),
+                        "train_error": float(dw["final_train_error"].median()),
+                        "n_seeds": len(dw),
+                    }
+                )
             best = min(curve, key=lambda c: (c["dev_error"], c["weight"]))
             size = json.loads(ms)
-            models.append({"model_size": size, "label": size_label(size), "params": int(dm["params"].iloc[0]),
-                           "curve": curve, "best_weight": best["weight"], "best_dev_error": best["dev_error"],
-                           "test_error_at_best": best["test_error"],
-                           "test_error_w0": _at(curve, 0.0), "test_error_max_w": curve[-1]["test_error"],
-                           "max_w": curve[-1]["weight"]})
+            models.append(
+                {
+                    "model_size": size,
+                    "label": size_label(size),
+                    "params": int(dm["params"].iloc[0]),
+                    "curve": curve,
+                    "best_weight": best["weight"],
+                    "best_dev_error": best["dev_error"],
+                    "test_error_at_best": best["test_error"],
+                    "test_error_w0": _at(curve, 0.0),
+                    "test_error_max_w": curve[-1]["test_error"],
+                    "max_w": curve[-1]["weight"],
+                }
+            )
         models.sort(key=lambda m: m["params"])
-        out["by_data_size"].append({"data_size": int(n), "aux_size": int(dn["aux_size"].iloc[0]),
-                                    "models": models, "finding": finding(models)})
+        out["by_data_size"].append(
+            {"data_size": int(n), "aux_size": int(dn["aux_size"].iloc[0]), "models": models, "finding": finding(models)}
+        )
     return out
 
 
@@ -85,12 +102,18 @@ def format_weighting(section: dict) -> list[str]:
     for d in section["by_data_size"]:
         lines.append(f"  target data size {d['data_size']}, auxiliary examples {d['aux_size']}:")
         ws = [c["weight"] for c in d["models"][0]["curve"]] if d["models"] else []
-        lines.append("    " + f"{'model':<16}{'params':>8}  " + "".join(f"{'w=' + format(w, 'g'):>9}" for w in ws)
-                     + f"{'best w':>9}{'test@best':>11}{'test@w=0':>10}")
+        lines.append(
+            "    "
+            + f"{'model':<16}{'params':>8}  "
+            + "".join(f"{'w=' + format(w, 'g'):>9}" for w in ws)
+            + f"{'best w':>9}{'test@best':>11}{'test@w=0':>10}"
+        )
         for m in d["models"]:
             devs = "".join(f"{c['dev_error']:>9.3f}" for c in m["curve"])
             t0 = "-" if m["test_error_w0"] is None else f"{m['test_error_w0']:.3f}"
-            lines.append(f"    {m['label']:<16}{m['params']:>8}  {devs}{m['best_weight']:>9g}"
-                         f"{m['test_error_at_best']:>11.3f}{t0:>10}")
+            lines.append(
+                f"    {m['label']:<16}{m['params']:>8}  {devs}{m['best_weight']:>9g}"
+                f"{m['test_error_at_best']:>11.3f}{t0:>10}"
+            )
         lines.append(f"    (columns w=...: median dev error) finding: {d['finding']}")
     return lines

@@ -13,9 +13,9 @@ import os
 import signal
 import sys
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Iterable, Iterator
 
 from scalinglab.errors import UserError
 from scalinglab.train.packing import MAX_GROUP
@@ -58,8 +58,7 @@ def _run_tracked(key: int, unit: list[dict], device: str) -> list[dict]:
     return run_unit(unit, device)
 
 
-LOST = ("lost worker: its process died while training this unit (killed, or out of memory); "
-        "--retry-failed runs it again")
+LOST = "lost worker: its process died while training this unit (killed, or out of memory); --retry-failed runs it again"
 
 
 class ProcessPoolBackend:
@@ -78,8 +77,7 @@ class ProcessPoolBackend:
     def map(self, specs: Iterable[dict], device: str = "cpu") -> Iterator[tuple[dict, dict]]:
         specs = list(specs)
         # With fewer groups than workers, smaller groups keep every worker busy.
-        units = plan_units(specs, device, self.batched,
-                           max(1, min(self.max_group, -(-len(specs) // self.workers))))
+        units = plan_units(specs, device, self.batched, max(1, min(self.max_group, -(-len(specs) // self.workers))))
         todo = deque(enumerate(units))
         while todo:
             lost = yield from self._pool(todo, device)
@@ -92,8 +90,9 @@ class ProcessPoolBackend:
         ctx = mp.get_context("spawn")
         started = ctx.SimpleQueue()
         threads = self.threads or max(1, (os.cpu_count() or 1) // self.workers)
-        ex = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(threads, started, os.getpid()))
+        ex = ProcessPoolExecutor(
+            self.workers, mp_context=ctx, initializer=_init_worker, initargs=(threads, started, os.getpid())
+        )
         procs = getattr(ex, "_processes", None)  # pid -> Process (CPython), to see which one died
         pending, broken = {}, False
         try:
@@ -118,7 +117,7 @@ class ProcessPoolBackend:
             ex.shutdown(wait=True, cancel_futures=True)
         if not broken:
             return []
-        for f, (k, u) in list(pending.items()):  # finished before the break: their results stand
+        for f, (_, u) in list(pending.items()):  # finished before the break: their results stand
             if f.done() and not f.cancelled() and f.exception() is None:
                 del pending[f]
                 yield from zip(u, f.result())
@@ -136,21 +135,33 @@ class ProcessPoolBackend:
         return [u for _, u in lost]
 
 
-def make_backend(name: str = "local", workers: int = 1, *, batched: bool = True,
-                 max_group: int = MAX_GROUP, threads: int | None = None, **kw):
+def make_backend(
+    name: str = "local",
+    workers: int = 1,
+    *,
+    batched: bool = True,
+    max_group: int = MAX_GROUP,
+    threads: int | None = None,
+    **kw,
+):
     """batched: train same-shape trials in groups (run_group); False: one run_trial per spec (for
     before/after timings: `run --no-batch`). threads: torch threads per pool worker (default: the cores
     shared out; in-process, the caller's setting; on Ray, each task's num_cpus)."""
     if name == "local":
-        return (ProcessPoolBackend(workers, batched, max_group, threads) if workers > 1
-                else InProcessBackend(batched, max_group))
+        return (
+            ProcessPoolBackend(workers, batched, max_group, threads)
+            if workers > 1
+            else InProcessBackend(batched, max_group)
+        )
     if name == "pool":
         return ProcessPoolBackend(max(1, workers), batched, max_group, threads)
     if name == "ray":
         try:
             from scalinglab.backends.ray_backend import RayBackend
         except ImportError as e:
-            raise UserError(f"--backend: given 'ray' but Ray is not importable ({e}); "
-                            "allowed: install it with pip install 'scalinglab[ray]'") from None
+            raise UserError(
+                f"--backend: given 'ray' but Ray is not importable ({e}); "
+                "allowed: install it with pip install 'scalinglab[ray]'"
+            ) from None
         return RayBackend(workers=workers, batched=batched, max_group=max_group, **kw)
     raise UserError(f"--backend: given {name!r}; allowed: local, pool, ray")

@@ -48,8 +48,10 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except (OSError, ValueError) as e:
-        raise UserError(f"--address: given {address!r}; allowed: the HOST:PORT of a running Ray head, as "
-                        f"printed by `ray start --head` (default port 6379) (no answer: {e})") from None
+        raise UserError(
+            f"--address: given {address!r}; allowed: the HOST:PORT of a running Ray head, as "
+            f"printed by `ray start --head` (default port 6379) (no answer: {e})"
+        ) from None
 
 
 class RayBackend:
@@ -64,12 +66,22 @@ class RayBackend:
 
     name = "ray"
 
-    def __init__(self, workers: int = 1, *, address: str | None = None, num_cpus: float | None = None,
-                 num_gpus: float | None = None, max_retries: int = MAX_RETRIES, batched: bool = True,
-                 max_group: int = MAX_GROUP, **kw):
+    def __init__(
+        self,
+        workers: int = 1,
+        *,
+        address: str | None = None,
+        num_cpus: float | None = None,
+        num_gpus: float | None = None,
+        max_retries: int = MAX_RETRIES,
+        batched: bool = True,
+        max_group: int = MAX_GROUP,
+        **kw,
+    ):
         if kw:
-            raise UserError(f"ray backend: unknown option {min(kw)!r}; allowed: address, num_cpus, "
-                            "num_gpus, max_retries")
+            raise UserError(
+                f"ray backend: unknown option {min(kw)!r}; allowed: address, num_cpus, num_gpus, max_retries"
+            )
         num_cpus = 1.0 if num_cpus is None else float(num_cpus)
         if not num_cpus > 0:
             raise UserError(f"--num-cpus: given {num_cpus:g}; allowed: a number above 0 (CPUs per group)")
@@ -99,8 +111,10 @@ class RayBackend:
             try:
                 ray.init(address=self.address, **common)
             except (ConnectionError, ValueError, RuntimeError) as e:
-                raise UserError(f"--address: given {self.address!r}; allowed: the address of a running Ray "
-                                f"cluster, as printed by `ray start --head` (HOST:6379) ({e})") from None
+                raise UserError(
+                    f"--address: given {self.address!r}; allowed: the address of a running Ray "
+                    f"cluster, as printed by `ray start --head` (HOST:6379) ({e})"
+                ) from None
         self._started = True
         return ray
 
@@ -119,9 +133,11 @@ class RayBackend:
         if num_gpus:
             slots = min(slots, int(res.get("GPU", 0) // num_gpus))
         if slots < 1:
-            raise UserError(f"ray backend: a group asks for {self.num_cpus:g} CPUs and {num_gpus:g} GPUs; the "
-                            f"cluster has {res.get('CPU', 0):g} CPUs and {res.get('GPU', 0):g} GPUs; "
-                            "allowed: --num-cpus/--num-gpus within one node's resources")
+            raise UserError(
+                f"ray backend: a group asks for {self.num_cpus:g} CPUs and {num_gpus:g} GPUs; the "
+                f"cluster has {res.get('CPU', 0):g} CPUs and {res.get('GPU', 0):g} GPUs; "
+                "allowed: --num-cpus/--num-gpus within one node's resources"
+            )
         return slots if self.address is not None and self.workers == 1 else min(slots, self.workers)
 
     # --- the map ---------------------------------------------------------------------------------
@@ -134,11 +150,14 @@ class RayBackend:
         ray = self._ray
         slots = self._slots(ray, num_gpus)
         # As the pool: with fewer groups than slots, smaller groups keep every slot busy.
-        units = plan_units(specs, worker_device, self.batched,
-                       max(1, min(self.max_group, -(-len(specs) // slots))))
+        units = plan_units(specs, worker_device, self.batched, max(1, min(self.max_group, -(-len(specs) // slots))))
         task = ray.remote(scalinglab_group).options(
-            name=TASK_NAME, num_cpus=self.num_cpus, num_gpus=num_gpus,
-            max_retries=self.max_retries, retry_exceptions=False)  # only a dead worker is retried
+            name=TASK_NAME,
+            num_cpus=self.num_cpus,
+            num_gpus=num_gpus,
+            max_retries=self.max_retries,
+            retry_exceptions=False,
+        )  # only a dead worker is retried
         threads = max(1, round(self.num_cpus))
         it, pending = iter(units), {}
 
@@ -168,11 +187,11 @@ class RayBackend:
         first = (str(e).strip().splitlines() or [""])[0][:300]
         if isinstance(e, ray.exceptions.RayTaskError):  # an exception inside the task: not retried
             return f"ray: group of {n} trials raised {type(e).__name__}: {first}"
-        return (f"ray: group of {n} trials lost after {self.max_retries} retries "
-                f"({type(e).__name__}: {first})")
+        return f"ray: group of {n} trials lost after {self.max_retries} retries ({type(e).__name__}: {first})"
 
 
 # --- fault drills (tests/test_ray_backend.py, benchmarks/fault_ray.py) ------------------------------
+
 
 def ray_processes(root_pid: int) -> list:
     """psutil processes below `root_pid` (a driver that started a local Ray instance: its GCS, raylet,

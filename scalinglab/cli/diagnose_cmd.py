@@ -15,9 +15,12 @@ HELP = "say whether the model family is capacity-bound, data-bound or at the flo
 
 def register(p):
     p.add_argument("folder", help="study output folder (holds results.sqlite)")
-    p.add_argument("--model-size", metavar="KNOB=V[,KNOB=V]",
-                   help="the size you use now, e.g. width=4 or channels=8,depth=3 "
-                        "(default: the best-fit size at the largest data size)")
+    p.add_argument(
+        "--model-size",
+        metavar="KNOB=V[,KNOB=V]",
+        help="the size you use now, e.g. width=4 or channels=8,depth=3 "
+        "(default: the best-fit size at the largest data size)",
+    )
     p.add_argument("--study", help="study name when the folder holds several")
     p.add_argument("--form", default="auto", help="learning-curve form (default auto)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")

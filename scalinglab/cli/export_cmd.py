@@ -11,14 +11,31 @@ HELP = "export a study's trials (one row per trial) as CSV or Parquet, or as MLf
 
 def register(p):
     p.add_argument("folder", help="study output folder (holds results.sqlite)")
-    p.add_argument("--csv", nargs="?", const="", default=None, metavar="FILE",
-                   help="CSV file to write (default DIR/trials.csv; '-' for stdout); the default "
-                        "when no other format is given")
-    p.add_argument("--parquet", nargs="?", const="", default=None, metavar="FILE",
-                   help="Parquet file to write (default DIR/trials.parquet); needs pyarrow")
-    p.add_argument("--mlflow", nargs="?", const="", default=None, metavar="URI",
-                   help="log the study (parent run) and each trial (child runs) to MLflow; default "
-                        "URI sqlite:///DIR/mlflow.db; exporting again adds only new trials")
+    p.add_argument(
+        "--csv",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="FILE",
+        help="CSV file to write (default DIR/trials.csv; '-' for stdout); the default when no other format is given",
+    )
+    p.add_argument(
+        "--parquet",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="FILE",
+        help="Parquet file to write (default DIR/trials.parquet); needs pyarrow",
+    )
+    p.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="URI",
+        help="log the study (parent run) and each trial (child runs) to MLflow; default "
+        "URI sqlite:///DIR/mlflow.db; exporting again adds only new trials",
+    )
 
 
 def require(module: str, extra: str, flag: str):
@@ -28,8 +45,9 @@ def require(module: str, extra: str, flag: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise UserError(f"export: {flag} needs {module}, which is not installed; "
-                        f"pip install 'scalinglab[{extra}]'") from None
+        raise UserError(
+            f"export: {flag} needs {module}, which is not installed; pip install 'scalinglab[{extra}]'"
+        ) from None
 
 
 def write_parquet(df, path: Path) -> None:
@@ -37,7 +55,7 @@ def write_parquet(df, path: Path) -> None:
     # a column of mixed types (a tag that is a number in one trial, text in another) cannot be one
     # Parquet column: it is written as text; every other column keeps its type
     df = df.copy()
-    for c in df.columns[df.dtypes == object]:
+    for c in df.columns[df.dtypes == "object"]:
         try:
             pa.array(df[c], from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -71,8 +89,11 @@ def run(args) -> int:
         from scalinglab.integrations.mlflow import export_study
 
         r = export_study(folder, args.mlflow or None)
-        print(f"mlflow: {r['uri']} experiment {r['experiment']!r}: study run {r['parent_run_id']}, "
-              f"{r['added']} trial runs added, {r['skipped']} already there", file=sys.stderr)
+        print(
+            f"mlflow: {r['uri']} experiment {r['experiment']!r}: study run {r['parent_run_id']}, "
+            f"{r['added']} trial runs added, {r['skipped']} already there",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -86,13 +107,16 @@ def write_atomic(path: Path, text: str, field: str) -> None:
     if path.is_dir():
         raise UserError(f"{field}: given {str(path)!r}, a folder; allowed: a file path")
     if not path.parent.is_dir():
-        raise UserError(f"{field}: given {str(path)!r}; its folder {str(path.parent)!r} does not exist; "
-                        f"allowed: a file in an existing folder")
+        raise UserError(
+            f"{field}: given {str(path)!r}; its folder {str(path.parent)!r} does not exist; "
+            f"allowed: a file in an existing folder"
+        )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise UserError(f"{field}: cannot write {str(path)!r} ({e.strerror or e}); allowed: a writable "
-                        f"place, or --csv - for stdout") from None
+        raise UserError(
+            f"{field}: cannot write {str(path)!r} ({e.strerror or e}); allowed: a writable place, or --csv - for stdout"
+        ) from None

@@ -21,8 +21,9 @@ def register(p):
     p.add_argument("--y", required=True, metavar="COLUMN", help="error/loss column (y > 0)")
     p.add_argument("--group", metavar="COLUMN", help="fit one curve per value of this column")
     p.add_argument("--weights", metavar="COLUMN", help="seeds behind each point (optional)")
-    p.add_argument("--form", default="auto",
-                   help="auto (chosen by extrapolation), pow, pow_c, m4, bnsl, bnsl2, model_size")
+    p.add_argument(
+        "--form", default="auto", help="auto (chosen by extrapolation), pow, pow_c, m4, bnsl, bnsl2, model_size"
+    )
     p.add_argument("--y0", type=float, help="random-guess error, e.g. 1 - 1/classes (optional)")
     p.add_argument("--predict", metavar="X1,X2", help="comma-separated data sizes to predict at")
     p.add_argument("--interval", type=float, default=0.9, help="interval level (default 0.9)")
@@ -56,8 +57,7 @@ def _read(args):
         num = pd.to_numeric(df[col], errors="coerce")
         bad = num.isna() & df[col].notna()
         if bad.any():
-            raise bad_value(f"scalinglab fit: {path}", f"--{flag} {col}", df[col][bad].iloc[0],
-                            "a numeric column")
+            raise bad_value(f"scalinglab fit: {path}", f"--{flag} {col}", df[col][bad].iloc[0], "a numeric column")
         df[col] = num
     return df
 
@@ -93,8 +93,18 @@ def run(args) -> int:
         x, y, w, seeds = aggregate(g, args, where)
         warnings += [where + msg for msg in shape_warnings(x, y, args.y)]
         try:
-            res = fit_curve(x, y, form=args.form, weights=w, groups_y=seeds, y0=args.y0, n_boot=args.n_boot,
-                            interval=args.interval, robust=args.robust, seed=args.seed)
+            res = fit_curve(
+                x,
+                y,
+                form=args.form,
+                weights=w,
+                groups_y=seeds,
+                y0=args.y0,
+                n_boot=args.n_boot,
+                interval=args.interval,
+                robust=args.robust,
+                seed=args.seed,
+            )
         except UserError as e:
             raise UserError(f"{where}{e}") from None
         pred = res.predict(xs, interval=args.interval) if xs else None
@@ -103,9 +113,16 @@ def run(args) -> int:
     for msg in warnings:
         print(f"warning: {msg}", file=sys.stderr)
     if args.json:
-        doc = {"groups": [{"group": None if k is None else _plain(k), "fit": r.to_dict(),
-                           "predictions": p.to_dict() if p is not None else None}
-                          for k, r, p in out]}
+        doc = {
+            "groups": [
+                {
+                    "group": None if k is None else _plain(k),
+                    "fit": r.to_dict(),
+                    "predictions": p.to_dict() if p is not None else None,
+                }
+                for k, r, p in out
+            ]
+        }
         print(json.dumps(doc, indent=2))
         return 0
     for key, res, pred in out:
@@ -114,8 +131,7 @@ def run(args) -> int:
         print(res.report())
         if pred is not None:
             for x, y, lo, hi in zip(pred.x, pred.y, pred.lo, pred.hi):
-                print(f"  predict x = {x:.4g}: y = {y:.4g}   {args.interval:.0%} interval "
-                      f"[{lo:.4g}, {hi:.4g}]")
+                print(f"  predict x = {x:.4g}: y = {y:.4g}   {args.interval:.0%} interval [{lo:.4g}, {hi:.4g}]")
         print()
     return 0
 
@@ -140,8 +156,9 @@ def aggregate(g, args, where):
         v = d[col].to_numpy(float)
         bad = ~np.isfinite(v)
         if bad.any():
-            raise bad_value(where.rstrip(": "), f"--{flag} {col}", v[bad][0], "finite numbers (no empty cells, "
-                            "NaN or inf)")
+            raise bad_value(
+                where.rstrip(": "), f"--{flag} {col}", v[bad][0], "finite numbers (no empty cells, NaN or inf)"
+            )
         if flag == "x" and (v <= 0).any():
             raise bad_value(where.rstrip(": "), f"--x {col}", v[v <= 0][0], "data sizes > 0")
         if flag == "y" and (v <= 0).any():
@@ -150,8 +167,7 @@ def aggregate(g, args, where):
             raise bad_value(where.rstrip(": "), f"--weights {col}", v[v <= 0][0], "numbers > 0")
     n_x = d[args.x].nunique()
     if n_x < 4:
-        raise bad_value(where.rstrip(": "), f"--x {args.x}", f"{n_x} distinct values", "at least 4 distinct "
-                        "data sizes")
+        raise bad_value(where.rstrip(": "), f"--x {args.x}", f"{n_x} distinct values", "at least 4 distinct data sizes")
     by = d.groupby(args.x, sort=True)[args.y]
     x = np.asarray(by.median().index, float)
     y = by.median().to_numpy(float)
@@ -160,8 +176,10 @@ def aggregate(g, args, where):
     if n.max() <= 1:  # one row per x: as given (no seed-level spread to resample)
         return x, y, w, None
     q = np.linspace(0, 1, MAX_SEED_VALUES)
-    seeds = [v if v.size <= MAX_SEED_VALUES else np.quantile(v, q)
-             for v in (np.sort(a) for a in by.apply(lambda s: s.to_numpy(float)))]
+    seeds = [
+        v if v.size <= MAX_SEED_VALUES else np.quantile(v, q)
+        for v in (np.sort(a) for a in by.apply(lambda s: s.to_numpy(float)))
+    ]
     return x, y, w, seeds
 
 
@@ -174,11 +192,15 @@ def shape_warnings(x, y, ycol) -> list[str]:
     slope = np.polyfit(lx, ly, 1)[0]
     spread = (y.max() - y.min()) / np.median(y)
     if spread < 0.02:
-        return [f"--y {ycol} is flat (it varies by {spread:.1%} over x {x.min():g}..{x.max():g}): the fit's "
-                f"floor and exponent are not meaningful"]
+        return [
+            f"--y {ycol} is flat (it varies by {spread:.1%} over x {x.min():g}..{x.max():g}): the fit's "
+            f"floor and exponent are not meaningful"
+        ]
     if slope > 0 and y[-1] > y[0]:
-        return [f"--y {ycol} increases with x (log-log slope {slope:+.2f}): a learning curve falls with more "
-                f"data; check the columns (--x, --y) and the runs"]
+        return [
+            f"--y {ycol} increases with x (log-log slope {slope:+.2f}): a learning curve falls with more "
+            f"data; check the columns (--x, --y) and the runs"
+        ]
     return []
 
 

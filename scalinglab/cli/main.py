@@ -44,8 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name, mod in _available():
         sp = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
-        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks for errors")
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
         mod.register(sp)
         sp.set_defaults(_run=mod.run)
     return p
@@ -55,8 +54,9 @@ def _environment_fault(e: BaseException) -> bool:
     import errno
 
     if isinstance(e, sqlite3.OperationalError):
-        return any(w in str(e) for w in ("disk is full", "readonly database", "disk I/O error",
-                                         "unable to open database"))
+        return any(
+            w in str(e) for w in ("disk is full", "readonly database", "disk I/O error", "unable to open database")
+        )
     return getattr(e, "errno", None) in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT)
 
 
@@ -83,12 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         # committed one by one, so the store stays consistent; anything else is a bug (traceback).
         if args.debug or not _environment_fault(e):
             raise
-        print(f"scalinglab: error: {' '.join(str(e).split())} (finished trials are in the store; free the "
-              f"space or fix the folder and rerun to resume)", file=sys.stderr)
+        print(
+            f"scalinglab: error: {' '.join(str(e).split())} (finished trials are in the store; free the "
+            f"space or fix the folder and rerun to resume)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
-        print("scalinglab: interrupted; finished trials are in the store, rerun to resume",
-              file=sys.stderr)
+        print("scalinglab: interrupted; finished trials are in the store, rerun to resume", file=sys.stderr)
         return 130
 
 

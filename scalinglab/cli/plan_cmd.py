@@ -12,7 +12,13 @@ HELP = "data, model size, compute and hours needed for a target error (and the c
 
 def register(p):
     p.add_argument("folder", help="study output folder (holds results.sqlite)")
-    p.add_argument("--target-error", type=float, required=True, metavar="E", help="target dev error: a rate in (0, 1), or bits per character for a language-model study")
+    p.add_argument(
+        "--target-error",
+        type=float,
+        required=True,
+        metavar="E",
+        help="target dev error: a rate in (0, 1), or bits per character for a language-model study",
+    )
     p.add_argument("--max-flops", type=float, metavar="F", help="FLOP budget: compute-optimal params and data")
     p.add_argument("--study", help="study name when the folder holds several")
     p.add_argument("--form", default="auto", help="learning-curve form (default auto)")
@@ -33,9 +39,16 @@ def run(args) -> int:
         raise bad_value(where, "--max-flops", args.max_flops, "a FLOP budget > 0, e.g. 1e15")
     name, config, df = load_trials(args.folder, args.study, where)
     dev = df.loc[df["status"] == "ok", "device"].mode()
-    p = plan(df, config, args.target_error, max_flops=args.max_flops, form=args.form,
-             device=str(dev.iloc[0]) if len(dev) else None, where=where,
-             metric=stored_metric(args.folder, config))
+    p = plan(
+        df,
+        config,
+        args.target_error,
+        max_flops=args.max_flops,
+        form=args.form,
+        device=str(dev.iloc[0]) if len(dev) else None,
+        where=where,
+        metric=stored_metric(args.folder, config),
+    )
     if args.json:
         print(json.dumps(jsonable({"study": name, **p}), indent=2))
         return 0

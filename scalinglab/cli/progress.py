@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from scalinglab.models.registry import size_label
-
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Column
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-    TimeRemainingColumn
+
+from scalinglab.models.registry import size_label
 
 
 def _size(spec: dict) -> str:
@@ -20,11 +19,16 @@ class StudyProgress:
         self.console = console or Console(stderr=True)
         self.title = escape(title)  # the description column is rich markup
         # The current trial goes last: on a narrow terminal it is what gets cut, not the ETA.
-        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                            TextColumn("{task.fields[now]}",
-                                       table_column=Column(no_wrap=True, overflow="ellipsis", max_width=40)),
-                            console=self.console)
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[now]}", table_column=Column(no_wrap=True, overflow="ellipsis", max_width=40)),
+            console=self.console,
+        )
         self.bad = 0
 
     def start(self, total: int, done: int, todo: list):

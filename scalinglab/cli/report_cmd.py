@@ -9,12 +9,19 @@ HELP = "write a study's report (DIR/report.html, self-contained; or --format md)
 
 def register(p):
     p.add_argument("folder", help="study output folder (holds results.sqlite and summary.json)")
-    p.add_argument("--format", default="html", choices=["html", "md"],
-                   help="html: one self-contained file (default); md: Markdown with PNGs in DIR/plots")
+    p.add_argument(
+        "--format",
+        default="html",
+        choices=["html", "md"],
+        help="html: one self-contained file (default); md: Markdown with PNGs in DIR/plots",
+    )
     p.add_argument("--study", default=None, help="study name, when the store holds more than one")
     p.add_argument("--open", action="store_true", help="open the report in a browser when written")
-    p.add_argument("--stdout", action="store_true",
-                   help="print the report instead of writing it (writes nothing: works on a read-only folder)")
+    p.add_argument(
+        "--stdout",
+        action="store_true",
+        help="print the report instead of writing it (writes nothing: works on a read-only folder)",
+    )
 
 
 def run(args) -> int:

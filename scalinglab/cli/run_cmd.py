@@ -11,27 +11,51 @@ def register(p):
     p.add_argument("study", nargs="?", default=None, help="preset name or path to a study .toml")
     p.add_argument("--out", default=None, help="output folder (default: runs/<study name>)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--backend", default="local", choices=["local", "pool", "ray"],
-                   help="where trials run (default local: in-process, or a process pool with --workers>1)")
-    p.add_argument("--address", default=None,
-                   help="ray: a running cluster's address (HEAD:6379, or auto); default: a local Ray instance")
-    p.add_argument("--num-cpus", type=float, default=None,
-                   help="ray: CPUs per group of trials (default: the study's [resources], else 1)")
-    p.add_argument("--num-gpus", type=float, default=None,
-                   help="ray: GPUs per group, fractions share a GPU (default: the study's [resources], "
-                        "else 1 with a cuda device, else 0)")
-    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
-                   help="override the study's train.device")
+    p.add_argument(
+        "--backend",
+        default="local",
+        choices=["local", "pool", "ray"],
+        help="where trials run (default local: in-process, or a process pool with --workers>1)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="ray: a running cluster's address (HEAD:6379, or auto); default: a local Ray instance",
+    )
+    p.add_argument(
+        "--num-cpus",
+        type=float,
+        default=None,
+        help="ray: CPUs per group of trials (default: the study's [resources], else 1)",
+    )
+    p.add_argument(
+        "--num-gpus",
+        type=float,
+        default=None,
+        help="ray: GPUs per group, fractions share a GPU (default: the study's [resources], "
+        "else 1 with a cuda device, else 0)",
+    )
+    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="override the study's train.device")
     p.add_argument("--form", default="auto", help="learning-curve form (default auto: chosen by extrapolation)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads per process (default 1: for small models one thread per "
-                        "process is fastest; use --workers to use more cores)")
-    p.add_argument("--no-batch", action="store_true",
-                   help="train one model at a time instead of same-shape groups (for comparisons)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads per process (default 1: for small models one thread per "
+        "process is fastest; use --workers to use more cores)",
+    )
+    p.add_argument(
+        "--no-batch",
+        action="store_true",
+        help="train one model at a time instead of same-shape groups (for comparisons)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--retry-failed", action="store_true",
-                   help="run again the stored trials that failed (an exception or a lost worker; diverged "
-                        "trials are results and stay); a rerun without it keeps them as they are")
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run again the stored trials that failed (an exception or a lost worker; diverged "
+        "trials are results and stay); a rerun without it keeps them as they are",
+    )
 
 
 def run(args) -> int:
@@ -44,18 +68,25 @@ def run(args) -> int:
     study, source = load_study(args.study)  # validates everything before anything is written
     if args.workers < 1:
         raise UserError(f"--workers: given {args.workers}; allowed: 1 or more")
-    ray_opts = {k: v for k, v in (("address", args.address), ("num_cpus", args.num_cpus),
-                                  ("num_gpus", args.num_gpus)) if v is not None}
+    ray_opts = {
+        k: v
+        for k, v in (("address", args.address), ("num_cpus", args.num_cpus), ("num_gpus", args.num_gpus))
+        if v is not None
+    }
     if ray_opts and args.backend != "ray":
         k = next(iter(ray_opts))
-        raise UserError(f"--{k.replace('_', '-')}: given {ray_opts[k]!r} with --backend {args.backend}; "
-                        "allowed: only with --backend ray")
+        raise UserError(
+            f"--{k.replace('_', '-')}: given {ray_opts[k]!r} with --backend {args.backend}; "
+            "allowed: only with --backend ray"
+        )
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads: given {args.threads}; allowed: 1 or more")
     from scalinglab.train.trial import resolve_device
 
-    device = resolve_device(args.device or study.train.device,  # once: an unusable device fails here
-                            "--device" if args.device else f"{source}: train.device")
+    device = resolve_device(
+        args.device or study.train.device,  # once: an unusable device fails here
+        "--device" if args.device else f"{source}: train.device",
+    )
     from scalinglab.fit.laws import LAWS
 
     forms = ["auto", *(f for f in LAWS if f != "model_size")]
@@ -71,20 +102,34 @@ def run(args) -> int:
     from scalinglab.runner import run_study
 
     progress = None if args.no_progress else StudyProgress(study.name, console)
-    summary = run_study(study, out, source=source, backend=args.backend, workers=args.workers,
-                        device=device, progress=progress, form=args.form, log=console.print,
-                        backend_options=ray_opts, retry_failed=args.retry_failed, batched=not args.no_batch,
-                        threads=args.threads, on_open=lambda: console.print(header))
+    summary = run_study(
+        study,
+        out,
+        source=source,
+        backend=args.backend,
+        workers=args.workers,
+        device=device,
+        progress=progress,
+        form=args.form,
+        log=console.print,
+        backend_options=ray_opts,
+        retry_failed=args.retry_failed,
+        batched=not args.no_batch,
+        threads=args.threads,
+        on_open=lambda: console.print(header),
+    )
     _print_summary(console, summary, out)
     from scalinglab.report import write_report
 
     try:  # the trials and summary are safe on disk whatever happens here
         console.print(f"report: {write_report(out)}", markup=False)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         if args.debug:
             raise
-        console.print(f"[yellow]report failed ({type(e).__name__}: {escape(str(e))}); retry with "
-                      f"`scalinglab report {escape(str(out))} --debug`")
+        console.print(
+            f"[yellow]report failed ({type(e).__name__}: {escape(str(e))}); retry with "
+            f"`scalinglab report {escape(str(out))} --debug`"
+        )
     return 0
 
 
@@ -106,14 +151,15 @@ def check_out(out: Path, field: str) -> None:
     if not base.is_dir():
         raise UserError(f"{field}: given {str(out)!r}, under the file {str(base)!r}; allowed: a folder path")
     if (base / "results.sqlite").exists() and not os.access(base / "results.sqlite", os.R_OK | os.W_OK):
-        raise UserError(f"{field}: given {str(out)!r}; its results.sqlite is not writable; allowed: a writable "
-                        f"folder")
+        raise UserError(f"{field}: given {str(out)!r}; its results.sqlite is not writable; allowed: a writable folder")
     try:  # a probe file, removed at once (os.access says yes to root on a read-only mount)
         with tempfile.TemporaryFile(dir=base, prefix=".scalinglab-probe-"):
             pass
     except OSError as e:
-        raise UserError(f"{field}: given {str(out)!r}; cannot write in {str(base)!r} ({e.strerror or e}); "
-                        f"allowed: a writable folder") from None
+        raise UserError(
+            f"{field}: given {str(out)!r}; cannot write in {str(base)!r} ({e.strerror or e}); "
+            f"allowed: a writable folder"
+        ) from None
     db = out / "results.sqlite"
     if db.exists() and (not db.is_file() or db.stat().st_size > 0):  # someone else's or a torn file: refuse
         from scalinglab.store import Store
@@ -126,8 +172,10 @@ def _print_summary(console, s: dict, out: Path) -> None:
         console.print(text, markup=False)
 
     t = s["trials"]
-    say(f"trials: {t['total']} ({t.get('ok', 0)} ok, {t.get('diverged', 0)} diverged, "
-        f"{t.get('failed', 0)} failed); wall time {s.get('wall_time_s')} s")
+    say(
+        f"trials: {t['total']} ({t.get('ok', 0)} ok, {t.get('diverged', 0)} diverged, "
+        f"{t.get('failed', 0)} failed); wall time {s.get('wall_time_s')} s"
+    )
     for reason, n in (t.get("failure_reasons") or {}).items():  # each distinct reason once
         say(f"  {n} failed: {reason}")
     lc = s.get("learning_curve")
@@ -137,10 +185,14 @@ def _print_summary(console, s: dict, out: Path) -> None:
         fl = s.get("floor") or {}
         if fl.get("value") is not None:
             ci = fl.get("ci90") or (float("nan"), float("nan"))
-            say(f"floor ({fl['form']}): {fl['value']:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]"
-                + (f"; planted Bayes error {s['bayes_error']:.4g}" if "bayes_error" in s else ""))
+            say(
+                f"floor ({fl['form']}): {fl['value']:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]"
+                + (f"; planted Bayes error {s['bayes_error']:.4g}" if "bayes_error" in s else "")
+            )
         pred = (lc.get("predictions") or [{}])[0]
         if pred:
-            say(f"at {pred['data_size']:,} examples (2x): {pred['value']:.4g} "
-                f"[{pred['lo']:.4g}, {pred['hi']:.4g}] (90% interval)")
+            say(
+                f"at {pred['data_size']:,} examples (2x): {pred['value']:.4g} "
+                f"[{pred['lo']:.4g}, {pred['hi']:.4g}] (90% interval)"
+            )
     say(f"wrote {out / 'results.sqlite'}, {out / 'summary.json'}")

@@ -7,8 +7,9 @@ HELP = "show a study's progress: per data size, trials done/planned and the best
 
 def register(p):
     p.add_argument("folder", help="study output folder (holds results.sqlite)")
-    p.add_argument("--failed", action="store_true",
-                   help="also show each failed trial's stored traceback or stderr tail")
+    p.add_argument(
+        "--failed", action="store_true", help="also show each failed trial's stored traceback or stderr tail"
+    )
 
 
 def run(args) -> int:
@@ -33,11 +34,21 @@ def run(args) -> int:
             pending = [(s, t) for s, t in make_search(study).next_trials(results) if trial_id(s) not in results]
             factor = study.search.factor
             levels = [level_name(v) for v in study.search.levels] if factor else [None]
-            table = Table(title=f"{st['name']}: {len(df)} trials done, {len(pending)} pending in the "
-                                f"current phase (search: {study.search.kind}); best = lowest median over "
-                                f"seeds of min dev error, most seeds first")
-            cols = ([factor] if factor else []) + ["data size", "done", "pending", "not ok", "best error",
-                                                   "best model", "lr", "seeds"]
+            table = Table(
+                title=f"{st['name']}: {len(df)} trials done, {len(pending)} pending in the "
+                f"current phase (search: {study.search.kind}); best = lowest median over "
+                f"seeds of min dev error, most seeds first"
+            )
+            cols = ([factor] if factor else []) + [
+                "data size",
+                "done",
+                "pending",
+                "not ok",
+                "best error",
+                "best model",
+                "lr",
+                "seeds",
+            ]
             for col in cols:
                 table.add_column(col, justify="left" if col in ("best model", factor) else "right", no_wrap=True)
             for level in levels:  # a factor study: one block of rows per level (tags hold the level)
@@ -48,13 +59,17 @@ def run(args) -> int:
                     d = dl[dl["data_size"] == m]
                     c = cand[cand["data_size"] == m].sort_values(["n_seeds", "error"], ascending=[False, True])
                     best = c.iloc[0] if len(c) else None
-                    table.add_row(*([level] if factor else []), str(m), str(len(d)),
-                                  str(sum(s["data_size"] == m for s in pl)),
-                                  str(int((d["status"] != "ok").sum())),
-                                  f"{best.error:.4f}" if best is not None else "-",
-                                  size_label(best.model_size) if best is not None else "-",
-                                  f"{best.lr:g}" if best is not None else "-",
-                                  str(int(best.n_seeds)) if best is not None else "-")
+                    table.add_row(
+                        *([level] if factor else []),
+                        str(m),
+                        str(len(d)),
+                        str(sum(s["data_size"] == m for s in pl)),
+                        str(int((d["status"] != "ok").sum())),
+                        f"{best.error:.4f}" if best is not None else "-",
+                        size_label(best.model_size) if best is not None else "-",
+                        f"{best.lr:g}" if best is not None else "-",
+                        str(int(best.n_seeds)) if best is not None else "-",
+                    )
             console.print(table)
             _print_failed(console, store, st["name"], df, args.failed)
     return 0
@@ -76,8 +91,9 @@ def _print_failed(console, store, study: str, df, details: bool) -> None:
         full = store.frame(study, with_json=True)
         for _, row in full[full["status"] == "failed"].iterrows():
             tb = (json.loads(row["result"]).get("traceback") or "").rstrip()
-            console.print(f"\n[bold]{row['id']}[/bold] data_size={row['data_size']} "
-                          f"{escape(row['model_size'])} seed={row['seed']}: {escape(row['error'] or '')}")
+            console.print(
+                f"\n[bold]{row['id']}[/bold] data_size={row['data_size']} "
+                f"{escape(row['model_size'])} seed={row['seed']}: {escape(row['error'] or '')}"
+            )
             if tb:
                 console.print(escape(tb), highlight=False)
-

@@ -3,11 +3,9 @@
 `load(name, options)` returns a `Dataset` with a train pool and disjoint dev and test sets.
 """
 
+# Importing the modules registers their data sets (arrays: your own data; charlm: the character LM).
+from scalinglab.data import arrays, charlm, digits, mnist1d_data, teacher
 from scalinglab.data.registry import DATASETS, Dataset, load, pool_size, register
 from scalinglab.data.subsets import nested_sizes, stratified_order
 
-# Importing the modules registers their data sets.
-from scalinglab.data import digits, mnist1d_data, teacher  # noqa: F401,E402
-from scalinglab.data import arrays, charlm  # noqa: F401,E402  (your own data; character LM)
-
-__all__ = ["DATASETS", "Dataset", "load", "pool_size", "register", "nested_sizes", "stratified_order"]
+__all__ = ["DATASETS", "Dataset", "load", "nested_sizes", "pool_size", "register", "stratified_order"]

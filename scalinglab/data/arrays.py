@@ -29,8 +29,14 @@ from scalinglab.data.registry import Dataset, register
 from scalinglab.data.subsets import stratified_order
 from scalinglab.errors import UserError
 
-DEFAULTS = {"path": None, "label_column": None, "image_size": 32, "grayscale": False,
-            "dev_fraction": 0.15, "test_fraction": 0.15}
+DEFAULTS = {
+    "path": None,
+    "label_column": None,
+    "image_size": 32,
+    "grayscale": False,
+    "dev_fraction": 0.15,
+    "test_fraction": 0.15,
+}
 SPLIT_SEED = 20240917  # the fixed seed of the dev/test split (not the study's split_seed of the subsets)
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 PARTS = ("x", "y", "x_dev", "y_dev", "x_test", "y_test")
@@ -38,10 +44,13 @@ PARTS = ("x", "y", "x_dev", "y_dev", "x_test", "y_test")
 
 # --- locating the file --------------------------------------------------------------------------
 
+
 def _path(path) -> Path:
     if path is None or str(path) == "":
-        raise UserError("data.path: missing; give the path of an .npz, a .csv, a folder of .npy files "
-                        "or an image folder (one subfolder per class)")
+        raise UserError(
+            "data.path: missing; give the path of an .npz, a .csv, a folder of .npy files "
+            "or an image folder (one subfolder per class)"
+        )
     p = Path(str(path)).expanduser()
     if not p.exists():
         raise UserError(f"data.path: given {str(path)!r}; no such file or folder")
@@ -49,7 +58,7 @@ def _path(path) -> Path:
 
 
 def kind_of(p: Path) -> str:
-    """"npz", "npy" (a folder holding x.npy, or x.npy itself), "csv" or "images"."""
+    """ "npz", "npy" (a folder holding x.npy, or x.npy itself), "csv" or "images"."""
     if p.is_dir():
         return "npy" if (p / "x.npy").exists() else "images"
     suffix = p.suffix.lower()
@@ -57,8 +66,10 @@ def kind_of(p: Path) -> str:
         return suffix[1:]
     if suffix == ".npy":
         return "npy"
-    raise UserError(f"{p}: data.path: given a {suffix or 'suffix-less'} file; allowed: .npz, .npy, .csv, "
-                    f"or a folder (of .npy files, or of images in one subfolder per class)")
+    raise UserError(
+        f"{p}: data.path: given a {suffix or 'suffix-less'} file; allowed: .npz, .npy, .csv, "
+        f"or a folder (of .npy files, or of images in one subfolder per class)"
+    )
 
 
 def fingerprint(path, **_) -> str:
@@ -80,6 +91,7 @@ def fingerprint(path, **_) -> str:
 
 # --- reading ------------------------------------------------------------------------------------
 
+
 def _npy(load, where, field: str) -> np.ndarray:
     """Call `load()` (np.load of a .npy, or an .npz member); an object array or a broken file becomes
     one line naming the file and the array."""
@@ -87,8 +99,10 @@ def _npy(load, where, field: str) -> np.ndarray:
         return load()
     except ValueError as e:
         if "pickle" in str(e).lower():
-            raise UserError(f"{where}: {field}: holds Python objects (an object array); allowed: numeric "
-                            f"or string arrays (saved without pickle)") from None
+            raise UserError(
+                f"{where}: {field}: holds Python objects (an object array); allowed: numeric "
+                f"or string arrays (saved without pickle)"
+            ) from None
         raise UserError(f"{where}: {field}: not a readable array ({e})") from None
 
 
@@ -106,8 +120,11 @@ def _read_npz(p: Path) -> dict:
 
 def _read_npy(p: Path) -> dict:
     folder = p if p.is_dir() else p.parent
-    out = {k: _npy(lambda f=folder / f"{k}.npy": np.load(f, allow_pickle=False), folder / f"{k}.npy", k)
-           for k in PARTS if (folder / f"{k}.npy").exists()}
+    out = {
+        k: _npy(lambda f=folder / f"{k}.npy": np.load(f, allow_pickle=False), folder / f"{k}.npy", k)
+        for k in PARTS
+        if (folder / f"{k}.npy").exists()
+    }
     if "y" not in out:
         raise UserError(f"{folder / 'y.npy'}: y: missing; a folder of .npy files needs x.npy and y.npy")
     return out
@@ -122,11 +139,14 @@ def _read_csv(p: Path, label_column) -> dict:
         raise UserError(f"{p}: not a readable CSV file ({type(e).__name__}: {e})") from None
     cols = [str(c) for c in df.columns]
     if label_column is None:
-        raise UserError(f"{p}: data.label_column: missing; a CSV needs the name of its label column; "
-                        f"columns: {', '.join(cols[:20])}")
+        raise UserError(
+            f"{p}: data.label_column: missing; a CSV needs the name of its label column; "
+            f"columns: {', '.join(cols[:20])}"
+        )
     if str(label_column) not in cols:
-        raise UserError(f"{p}: data.label_column: given {label_column!r}; allowed: one of the columns "
-                        f"{', '.join(cols[:20])}")
+        raise UserError(
+            f"{p}: data.label_column: given {label_column!r}; allowed: one of the columns {', '.join(cols[:20])}"
+        )
     df.columns = cols
     feats = [c for c in cols if c != str(label_column)]
     if not feats:
@@ -152,8 +172,9 @@ def _read_images(p: Path, image_size, grayscale) -> dict:
         raise UserError(f"{p}: data.image_size: given {image_size!r}; allowed: a positive integer (pixels)")
     classes = sorted(d.name for d in p.iterdir() if d.is_dir() and not d.name.startswith("."))
     if len(classes) < 2:
-        raise UserError(f"{p}: data.path: an image folder needs one subfolder per class (at least 2); "
-                        f"found {len(classes)}")
+        raise UserError(
+            f"{p}: data.path: an image folder needs one subfolder per class (at least 2); found {len(classes)}"
+        )
     xs, ys = [], []
     for k, c in enumerate(classes):
         files = sorted(f for f in (p / c).iterdir() if f.suffix.lower() in IMAGE_EXTS)
@@ -162,8 +183,9 @@ def _read_images(p: Path, image_size, grayscale) -> dict:
         for f in files:
             try:
                 with Image.open(f) as im:
-                    im = im.convert("L" if grayscale else "RGB").resize((image_size, image_size),
-                                                                       Image.Resampling.BILINEAR)
+                    im = im.convert("L" if grayscale else "RGB").resize(
+                        (image_size, image_size), Image.Resampling.BILINEAR
+                    )
                     a = np.asarray(im, dtype=np.float32) / 255.0
             except (UnidentifiedImageError, OSError) as e:
                 raise UserError(f"{f}: not a readable image ({type(e).__name__}: {e})") from None
@@ -173,6 +195,7 @@ def _read_images(p: Path, image_size, grayscale) -> dict:
 
 
 # --- validating ---------------------------------------------------------------------------------
+
 
 def _check_x(x, where: str, field: str, shape=None) -> np.ndarray:
     if x.dtype.kind not in "biuf":
@@ -184,8 +207,9 @@ def _check_x(x, where: str, field: str, shape=None) -> np.ndarray:
     x = x.astype(np.float32)
     bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
     if bad.any():
-        raise UserError(f"{where}: {field}: NaN or inf in example {int(np.flatnonzero(bad)[0])}; "
-                        f"allowed: finite numbers")
+        raise UserError(
+            f"{where}: {field}: NaN or inf in example {int(np.flatnonzero(bad)[0])}; allowed: finite numbers"
+        )
     return x
 
 
@@ -197,8 +221,9 @@ def _check_y(y, n: int, where: str, field: str) -> np.ndarray:
     if y.dtype.kind == "f":
         if not np.isfinite(y).all() or (y != np.round(y)).any():
             i = int(np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))[0])
-            raise UserError(f"{where}: {field}: label {y[i].item()!r} at example {i}; allowed: class labels "
-                            f"(integers or strings)")
+            raise UserError(
+                f"{where}: {field}: label {y[i].item()!r} at example {i}; allowed: class labels (integers or strings)"
+            )
         y = y.astype(np.int64)
     elif y.dtype.kind not in "biuUS":
         raise UserError(f"{where}: {field}: dtype {y.dtype}; allowed: integer or string class labels")
@@ -211,15 +236,16 @@ def _split(x, y, dev_fraction, test_fraction, where):
             raise UserError(f"{where}: data.{name}: given {f!r}; allowed: a fraction in (0, 1)")
     n_dev, n_test = max(1, round(dev_fraction * len(y))), max(1, round(test_fraction * len(y)))
     if n_dev + n_test >= len(y):
-        raise UserError(f"{where}: x: {len(y)} examples; too few to split off dev ({n_dev}) and test "
-                        f"({n_test}) and keep a train pool")
+        raise UserError(
+            f"{where}: x: {len(y)} examples; too few to split off dev ({n_dev}) and test "
+            f"({n_test}) and keep a train pool"
+        )
     order = stratified_order(y, SPLIT_SEED)  # every prefix class-stratified: so are dev and test
-    d, t, r = order[:n_dev], order[n_dev:n_dev + n_test], np.sort(order[n_dev + n_test:])
+    d, t, r = order[:n_dev], order[n_dev : n_dev + n_test], np.sort(order[n_dev + n_test :])
     return x[r], y[r], x[d], y[d], x[t], y[t]
 
 
-def read(path, label_column=None, image_size=32, grayscale=False, dev_fraction=0.15,
-         test_fraction=0.15) -> Dataset:
+def read(path, label_column=None, image_size=32, grayscale=False, dev_fraction=0.15, test_fraction=0.15) -> Dataset:
     """Read and validate the user's data (see the module docstring)."""
     p = _path(path)
     kind = kind_of(p)
@@ -239,8 +265,10 @@ def read(path, label_column=None, image_size=32, grayscale=False, dev_fraction=0
         if (a_ in a) != (b_ in a):
             raise UserError(f"{where}: {a_ if a_ not in a else b_}: missing; give {a_} and {b_} together")
     if ("x_dev" in a) != ("x_test" in a):
-        raise UserError(f"{where}: {'x_test' if 'x_dev' in a else 'x_dev'}: missing; give both dev and test "
-                        f"arrays, or neither (then both are split off x, y)")
+        raise UserError(
+            f"{where}: {'x_test' if 'x_dev' in a else 'x_dev'}: missing; give both dev and test "
+            f"arrays, or neither (then both are split off x, y)"
+        )
     x = _check_x(a["x"], where, "x")
     if len(x) == 0:
         raise UserError(f"{where}: x: no examples")
@@ -260,15 +288,27 @@ def read(path, label_column=None, image_size=32, grayscale=False, dev_fraction=0
     mapped = []
     for field, lab in zip(("y", "y_dev", "y_test"), parts[1::2]):
         if lab.dtype.kind != classes.dtype.kind and not {lab.dtype.kind, classes.dtype.kind} <= set("biu"):
-            raise UserError(f"{where}: {field}: labels of dtype {lab.dtype}; allowed: the kind of y's ({classes.dtype})")
+            raise UserError(
+                f"{where}: {field}: labels of dtype {lab.dtype}; allowed: the kind of y's ({classes.dtype})"
+            )
         idx = np.searchsorted(classes, lab).clip(0, len(classes) - 1)
         unseen = classes[idx] != lab
         if unseen.any():
-            raise UserError(f"{where}: {field}: label {lab[unseen][0].item()!r} does not occur in the train pool; "
-                            f"allowed: {', '.join(map(str, classes[:20]))}")
+            raise UserError(
+                f"{where}: {field}: label {lab[unseen][0].item()!r} does not occur in the train pool; "
+                f"allowed: {', '.join(map(str, classes[:20]))}"
+            )
         mapped.append(idx.astype(np.int64))
-    return Dataset(parts[0], mapped[0], parts[2], mapped[1], parts[4], mapped[2], n_classes=len(classes),
-                   meta={"source": str(p), "format": kind, "classes": [c.item() for c in classes]})
+    return Dataset(
+        parts[0],
+        mapped[0],
+        parts[2],
+        mapped[1],
+        parts[4],
+        mapped[2],
+        n_classes=len(classes),
+        meta={"source": str(p), "format": kind, "classes": [c.item() for c in classes]},
+    )
 
 
 def _pool_size(path, **options) -> int:
@@ -279,6 +319,10 @@ def _pool_size(path, **options) -> int:
     return len(load("arrays", {"path": path, **options}).y_train)
 
 
-register("arrays", defaults=DEFAULTS, pool_size=_pool_size, fingerprint=fingerprint,
-         doc="your own data: .npz, .npy folder, .csv (label_column) or an image folder (one subfolder "
-             "per class)")(read)
+register(
+    "arrays",
+    defaults=DEFAULTS,
+    pool_size=_pool_size,
+    fingerprint=fingerprint,
+    doc="your own data: .npz, .npy folder, .csv (label_column) or an image folder (one subfolder per class)",
+)(read)

@@ -67,7 +67,7 @@ def _windows(ids: np.ndarray, context: int, n: int, what: str) -> tuple[np.ndarr
     have = len(ids) // w
     if n > have:
         raise ValueError(f"charlm: {what} needs {n} windows of {w} characters; the corpus part has {have}")
-    win = ids[:have * w].reshape(have, w)[:n]
+    win = ids[: have * w].reshape(have, w)[:n]
     return np.ascontiguousarray(win[:, :-1]), np.ascontiguousarray(win[:, 1:])
 
 
@@ -77,15 +77,32 @@ def _pool_size(n_train, context, **_):
     return n_train
 
 
-@register("charlm", defaults=DEFAULTS, pool_size=_pool_size,
-          doc="next-character prediction on the Python standard library's source; metric: bits/char")
+@register(
+    "charlm",
+    defaults=DEFAULTS,
+    pool_size=_pool_size,
+    doc="next-character prediction on the Python standard library's source; metric: bits/char",
+)
 def make_charlm(context, n_train, n_dev, n_test) -> Dataset:
     if context < 1:
         raise ValueError(f"charlm: context must be at least 1, got {context}")
     x, y = _windows(_split_ids(0), context, n_train, "n_train")
     xd, yd = _windows(_split_ids(1), context, n_dev, "n_dev")
     xt, yt = _windows(_split_ids(2), context, n_test, "n_test")
-    return Dataset(x, y, xd, yd, xt, yt, n_classes=V,
-                   meta={"metric": "bits", "random_guess_error": math.log2(V), "data_unit": "characters",
-                         "chars_per_example": context, "vocab_size": V,
-                         "source": f"Python {sys.version.split()[0]} stdlib *.py, sorted; dev/test files disjoint"})
+    return Dataset(
+        x,
+        y,
+        xd,
+        yd,
+        xt,
+        yt,
+        n_classes=V,
+        meta={
+            "metric": "bits",
+            "random_guess_error": math.log2(V),
+            "data_unit": "characters",
+            "chars_per_example": context,
+            "vocab_size": V,
+            "source": f"Python {sys.version.split()[0]} stdlib *.py, sorted; dev/test files disjoint",
+        },
+    )

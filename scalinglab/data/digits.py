@@ -15,8 +15,12 @@ def _pool_size(n_dev, n_test, **_):
     return _TOTAL - n_dev - n_test
 
 
-@register("digits", defaults=DEFAULTS, pool_size=_pool_size,
-          doc="scikit-learn's 8x8 handwritten digits: 1,797 real images, 10 classes")
+@register(
+    "digits",
+    defaults=DEFAULTS,
+    pool_size=_pool_size,
+    doc="scikit-learn's 8x8 handwritten digits: 1,797 real images, 10 classes",
+)
 def make_digits(n_dev, n_test, seed) -> Dataset:
     from sklearn.datasets import load_digits
 
@@ -27,5 +31,6 @@ def make_digits(n_dev, n_test, seed) -> Dataset:
     order = stratified_order(y, seed)
     x, y = x[order], y[order]
     t, dv = n_test, n_test + n_dev
-    return Dataset(x[dv:], y[dv:], x[t:dv], y[t:dv], x[:t], y[:t], n_classes=10,
-                   meta={"source": "sklearn.datasets.load_digits"})
+    return Dataset(
+        x[dv:], y[dv:], x[t:dv], y[t:dv], x[:t], y[:t], n_classes=10, meta={"source": "sklearn.datasets.load_digits"}
+    )

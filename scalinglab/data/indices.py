@@ -26,27 +26,36 @@ def check_options(options: dict, where: str) -> None:
     """One-line errors for the options of an indices data table (study load time)."""
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
-        raise UserError(f"{where}: data.{unknown[0]}: given {options[unknown[0]]!r}; allowed keys for kind "
-                        f"\"indices\": {', '.join(OPTIONS)}")
+        raise UserError(
+            f"{where}: data.{unknown[0]}: given {options[unknown[0]]!r}; allowed keys for kind "
+            f'"indices": {", ".join(OPTIONS)}'
+        )
     n = options.get("pool_size")
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise UserError(f"{where}: data.pool_size: given {n!r}; allowed: the number of examples in your "
-                        f"training pool, a positive integer")
+        raise UserError(
+            f"{where}: data.pool_size: given {n!r}; allowed: the number of examples in your "
+            f"training pool, a positive integer"
+        )
     if "unit" in options and (not isinstance(options["unit"], str) or not options["unit"].strip()):
-        raise UserError(f"{where}: data.unit: given {options['unit']!r}; allowed: a name such as \"sentences\"")
+        raise UserError(f'{where}: data.unit: given {options["unit"]!r}; allowed: a name such as "sentences"')
     if "stratify" in options:
         p = options["stratify"]
         if not isinstance(p, str) or not Path(p).is_file():
-            raise UserError(f"{where}: data.stratify: given {p!r}; allowed: a .npy file of one integer "
-                            f"label per pool example (no such file)")
+            raise UserError(
+                f"{where}: data.stratify: given {p!r}; allowed: a .npy file of one integer "
+                f"label per pool example (no such file)"
+            )
         try:
             y = np.load(p, allow_pickle=False)
         except Exception as e:
-            raise UserError(f"{where}: data.stratify: given {p!r}; allowed: a .npy file of integer labels "
-                            f"({type(e).__name__}: {e})") from None
+            raise UserError(
+                f"{where}: data.stratify: given {p!r}; allowed: a .npy file of integer labels ({type(e).__name__}: {e})"
+            ) from None
         if y.ndim != 1 or len(y) != n or not np.issubdtype(y.dtype, np.integer):
-            raise UserError(f"{where}: data.stratify: given {p!r} holding {y.dtype} of shape {y.shape}; "
-                            f"allowed: {n} integer labels (one per pool example, pool_size = {n})")
+            raise UserError(
+                f"{where}: data.stratify: given {p!r} holding {y.dtype} of shape {y.shape}; "
+                f"allowed: {n} integer labels (one per pool example, pool_size = {n})"
+            )
 
 
 @lru_cache(maxsize=4)
@@ -60,8 +69,10 @@ def _order(options_json: str, split_seed: int) -> np.ndarray:
 def nested_indices(spec_data: dict, n: int) -> np.ndarray:
     """The first n indices of the study's fixed permutation of its pool (int64, read-only)."""
     opts = spec_data.get("options", {})
-    order = _order(json.dumps({k: opts[k] for k in ("pool_size", "stratify") if k in opts}, sort_keys=True),
-                   int(spec_data.get("split_seed", 0)))
+    order = _order(
+        json.dumps({k: opts[k] for k in ("pool_size", "stratify") if k in opts}, sort_keys=True),
+        int(spec_data.get("split_seed", 0)),
+    )
     out = order[:n]
     out.flags.writeable = False
     return out

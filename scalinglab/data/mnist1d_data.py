@@ -31,8 +31,12 @@ def _pool_size(n_train, **_):
     return n_train
 
 
-@register("mnist1d", defaults=DEFAULTS, pool_size=_pool_size,
-          doc="MNIST-1D: 10 classes of 1-D signals of length 40, generated locally")
+@register(
+    "mnist1d",
+    defaults=DEFAULTS,
+    pool_size=_pool_size,
+    doc="MNIST-1D: 10 classes of 1-D signals of length 40, generated locally",
+)
 def make_mnist1d(n_train, n_dev, n_test, seed, **gen) -> Dataset:
     from mnist1d.data import get_dataset_args, make_dataset
 
@@ -48,5 +52,13 @@ def make_mnist1d(n_train, n_dev, n_test, seed, **gen) -> Dataset:
     x = d["x"].astype(np.float32)[:total]
     y = d["y"].astype(np.int64)[:total]
     a, b = n_train, n_train + n_dev
-    return Dataset(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], n_classes=10,
-                   meta={"source": "mnist1d generator", "options": {"seed": seed, **gen}})
+    return Dataset(
+        x[:a],
+        y[:a],
+        x[a:b],
+        y[a:b],
+        x[b:],
+        y[b:],
+        n_classes=10,
+        meta={"source": "mnist1d generator", "options": {"seed": seed, **gen}},
+    )

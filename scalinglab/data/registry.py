@@ -13,8 +13,8 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -47,7 +47,7 @@ class Dataset:
 
     @property
     def metric(self) -> str:
-        """"error" (error rate, the default) or "bits" (cross-entropy in bits per predicted symbol)."""
+        """ "error" (error rate, the default) or "bits" (cross-entropy in bits per predicted symbol)."""
         return self.meta.get("metric", "error")
 
 
@@ -66,8 +66,14 @@ class DatasetEntry:
 DATASETS: dict[str, DatasetEntry] = {}
 
 
-def register(name: str, *, defaults: dict, pool_size: Callable[..., int], doc: str = "",
-             fingerprint: Callable[..., str] | None = None):
+def register(
+    name: str,
+    *,
+    defaults: dict,
+    pool_size: Callable[..., int],
+    doc: str = "",
+    fingerprint: Callable[..., str] | None = None,
+):
     """Decorator: register `make(**options)` under `name`. Registering a name twice is an error."""
 
     def deco(make):
@@ -145,8 +151,9 @@ def cache_dir() -> Path:
 
 def _key(name: str, options: dict) -> str:
     fp = DATASETS[name].fingerprint
-    blob = json.dumps({"name": name, "options": options, **({"fingerprint": fp(**options)} if fp else {})},
-                      sort_keys=True)
+    blob = json.dumps(
+        {"name": name, "options": options, **({"fingerprint": fp(**options)} if fp else {})}, sort_keys=True
+    )
     return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 
@@ -161,8 +168,11 @@ def load(name: str, options: dict | None = None, *, where: str = "study") -> Dat
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
-                ds = Dataset(**{k: z[k] for k in ("x_train", "y_train", "x_dev", "y_dev", "x_test", "y_test")},
-                             n_classes=int(z["n_classes"]), meta=meta)
+                ds = Dataset(
+                    **{k: z[k] for k in ("x_train", "y_train", "x_dev", "y_dev", "x_test", "y_test")},
+                    n_classes=int(z["n_classes"]),
+                    meta=meta,
+                )
         except Exception:  # a torn cache file from a killed run: regenerate
             ds = None
     if ds is None:

@@ -33,5 +33,5 @@ def stratified_order(y: np.ndarray, seed: int = 0) -> np.ndarray:
 def nested_sizes(min_size: int, max_size: int, factor: float = 2.0) -> list[int]:
     """Sizes from `min_size` to `max_size` spaced by `factor` (the last one is `max_size` itself)."""
     n_steps = max(1, round(math.log(max_size / min_size) / math.log(factor)))
-    sizes = [int(round(min_size * (max_size / min_size) ** (i / n_steps))) for i in range(n_steps + 1)]
+    sizes = [round(min_size * (max_size / min_size) ** (i / n_steps)) for i in range(n_steps + 1)]
     return sorted(set(sizes))

@@ -12,8 +12,16 @@ import numpy as np
 
 from scalinglab.data.registry import Dataset, register
 
-DEFAULTS = {"n_train": 16000, "n_dev": 4000, "n_test": 4000, "dim": 16, "hidden": 32,
-            "n_classes": 4, "noise": 0.1, "seed": 0}
+DEFAULTS = {
+    "n_train": 16000,
+    "n_dev": 4000,
+    "n_test": 4000,
+    "dim": 16,
+    "hidden": 32,
+    "n_classes": 4,
+    "noise": 0.1,
+    "seed": 0,
+}
 
 
 def _pool_size(n_train, n_classes, noise, dim, hidden, **_):
@@ -24,8 +32,12 @@ def _pool_size(n_train, n_classes, noise, dim, hidden, **_):
     return n_train
 
 
-@register("teacher", defaults=DEFAULTS, pool_size=_pool_size,
-          doc="synthetic teacher network labels with a planted label-noise rate (Bayes error known)")
+@register(
+    "teacher",
+    defaults=DEFAULTS,
+    pool_size=_pool_size,
+    doc="synthetic teacher network labels with a planted label-noise rate (Bayes error known)",
+)
 def make_teacher(n_train, n_dev, n_test, dim, hidden, n_classes, noise, seed) -> Dataset:
     if not 0 <= noise < 1 - 1 / n_classes:
         raise ValueError(f"teacher noise must lie in [0, {1 - 1 / n_classes:.3f}), got {noise}")
@@ -41,6 +53,17 @@ def make_teacher(n_train, n_dev, n_test, dim, hidden, n_classes, noise, seed) ->
     a, b = n_train, n_train + n_dev
     x = x.astype(np.float32)
     y = y.astype(np.int64)
-    return Dataset(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], n_classes=n_classes,
-                   meta={"bayes_error": float(noise), "source": "teacher network",
-                         "clean_label_counts": np.bincount(clean, minlength=n_classes).tolist()})
+    return Dataset(
+        x[:a],
+        y[:a],
+        x[a:b],
+        y[a:b],
+        x[b:],
+        y[b:],
+        n_classes=n_classes,
+        meta={
+            "bayes_error": float(noise),
+            "source": "teacher network",
+            "clean_label_counts": np.bincount(clean, minlength=n_classes).tolist(),
+        },
+    )

@@ -49,13 +49,28 @@ def _regions(law, th, th_boot, x, y0, interval):
     elif y0 is not None and law.floor_kind != "none":
         small = first_below(float(y0))
     irr = first_below(1.1 * floor) if has_floor and floor > 0 else None
-    return {"small_data_end": small, "irreducible_start": irr,
-            "floor": floor if has_floor else (0.0 if law.floor_kind == "zero" else None),
-            "floor_ci": floor_ci}
+    return {
+        "small_data_end": small,
+        "irreducible_start": irr,
+        "floor": floor if has_floor else (0.0 if law.floor_kind == "zero" else None),
+        "floor_ci": floor_ci,
+    }
 
 
-def fit_curve(x, y, *, form="auto", weights=None, y0=None, groups_y=None, n_boot=1000,
-              interval=0.9, robust=False, seed=0, max_nfev=None) -> CurveFit:
+def fit_curve(
+    x,
+    y,
+    *,
+    form="auto",
+    weights=None,
+    y0=None,
+    groups_y=None,
+    n_boot=1000,
+    interval=0.9,
+    robust=False,
+    seed=0,
+    max_nfev=None,
+) -> CurveFit:
     """Fit a learning curve y(x) (error vs data size) with bootstrap uncertainty.
 
     Parameters
@@ -81,8 +96,9 @@ def fit_curve(x, y, *, form="auto", weights=None, y0=None, groups_y=None, n_boot
         raise bad_value("fit_curve", "y0", y0, "the random-guess error, a number > 0")
     if groups_y is not None:
         if len(groups_y) != x.size:
-            raise bad_value("fit_curve", "groups_y", f"{len(groups_y)} groups",
-                            f"one array of per-seed values per point ({x.size})")
+            raise bad_value(
+                "fit_curve", "groups_y", f"{len(groups_y)} groups", f"one array of per-seed values per point ({x.size})"
+            )
         groups_y = [np.asarray(groups_y[i], float) for i in order]
     n_distinct = np.unique(x).size
     choosing = form == "auto" or isinstance(form, (tuple, list))  # pick the best of several forms
@@ -97,8 +113,9 @@ def fit_curve(x, y, *, form="auto", weights=None, y0=None, groups_y=None, n_boot
             raise bad_value("fit_curve", "x", f"{n_distinct} distinct values", f"more for forms {form}")
     elif form in LAWS:
         if LAWS[form].n_free(y0) >= n_distinct:
-            raise bad_value("fit_curve", "x", f"{n_distinct} distinct values",
-                            f"more than {LAWS[form].n_free(y0)} for form {form}")
+            raise bad_value(
+                "fit_curve", "x", f"{n_distinct} distinct values", f"more than {LAWS[form].n_free(y0)} for form {form}"
+            )
         forms = [form]
     else:
         raise bad_value("fit_curve", "form", form, "auto, " + ", ".join(LAWS))
@@ -127,20 +144,30 @@ def fit_curve(x, y, *, form="auto", weights=None, y0=None, groups_y=None, n_boot
     params = {k: float(v) for k, v in law.to_user(core.th, core.x_scale).items()}
     ub = law.to_user(th_boot, core.x_scale)
     with np.errstate(all="ignore"):
-        ci = {k: (float(np.nanquantile(ub[k], q)), float(np.nanquantile(ub[k], 1 - q)))
-              for k in params}
+        ci = {k: (float(np.nanquantile(ub[k], q)), float(np.nanquantile(ub[k], 1 - q))) for k in params}
     y0_used = _m4_y0(y, y0) if (y0 is not None and law.needs_y0) else y0
     if law.y0_index is not None:  # y0 is a parameter of the form: the one it used (fitted or fixed)
         y0_used = params[law.names[law.y0_index]]
     cal = bt[law.name]["calibration"]
     cal = {**cal, "sigma": core.sigma}
     return CurveFit(
-        form=law.name, params=params, ci=ci, converged=core.converged, message=core.message,
+        form=law.name,
+        params=params,
+        ci=ci,
+        converged=core.converged,
+        message=core.message,
         scores={k: v["score"] for k, v in bt.items()} if choosing else {},
         regions=_regions(law, core.th, th_boot, x, y0_used, interval),
-        interval=interval, n_points=int(x.size), x_range=(float(x.min()), float(x.max())),
-        y0=None if y0_used is None else float(y0_used), calibration=cal,
-        _th=core.th, _th_boot=th_boot, _x_scale=core.x_scale, _x=x, _y=y,
+        interval=interval,
+        n_points=int(x.size),
+        x_range=(float(x.min()), float(x.max())),
+        y0=None if y0_used is None else float(y0_used),
+        calibration=cal,
+        _th=core.th,
+        _th_boot=th_boot,
+        _x_scale=core.x_scale,
+        _x=x,
+        _y=y,
     )
 
 

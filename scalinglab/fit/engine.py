@@ -52,8 +52,7 @@ def _as_array(v, name, where="fit_curve"):
     try:
         a = np.asarray(v, dtype=float).ravel()
     except (TypeError, ValueError):
-        raise bad_value(where, name, v if np.ndim(v) == 0 else "non-numeric values",
-                        "numbers") from None
+        raise bad_value(where, name, v if np.ndim(v) == 0 else "non-numeric values", "numbers") from None
     return a
 
 
@@ -80,8 +79,12 @@ def check_xy(x, y, weights=None, where="fit_curve", min_distinct=4):
     else:
         w = _as_array(weights, "weights", where)
         if w.size != x.size or not np.all(np.isfinite(w)) or (w <= 0).any():
-            raise bad_value(where, "weights", weights if w.size < 6 else f"{w.size} values",
-                            f"{x.size} finite numbers > 0 (seeds behind each point)")
+            raise bad_value(
+                where,
+                "weights",
+                weights if w.size < 6 else f"{w.size} values",
+                f"{x.size} finite numbers > 0 (seeds behind each point)",
+            )
     order = np.argsort(x, kind="stable")
     return x[order], y[order], w[order], order
 
@@ -153,8 +156,7 @@ def fit_prefixes(law, x, y, w, masks, y0=None):
     if not setups:
         return []
     cat = np.concatenate
-    th, cost = lm_batch(law, cat(LX), cat(LY), cat(W), cat(TH), cat(LO), cat(HI), setups[0][5],
-                        iters=30)
+    th, cost = lm_batch(law, cat(LX), cat(LY), cat(W), cat(TH), cat(LO), cat(HI), setups[0][5], iters=30)
     owner = np.array(owner)
     out = []
     for j, m in enumerate(masks):

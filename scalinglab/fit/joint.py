@@ -45,17 +45,26 @@ def _objective(th, lN, lD, lL, w, delta):
     absr = np.abs(r)
     hub = np.where(absr <= delta, 0.5 * r**2, delta * (absr - 0.5 * delta))
     dh = np.clip(r, -delta, delta) * w
-    g = np.array([np.sum(dh * p[0]), np.sum(dh * p[1]), -np.sum(dh * p[1] * lN),
-                  np.sum(dh * p[2]), -np.sum(dh * p[2] * lD)])
+    g = np.array(
+        [np.sum(dh * p[0]), np.sum(dh * p[1]), -np.sum(dh * p[1] * lN), np.sum(dh * p[2]), -np.sum(dh * p[2] * lD)]
+    )
     s = 1.0 / (np.sum(w) * delta**2)
     return float(np.sum(w * hub) * s), g * s
 
 
 def _grid(lN, lD, lL, delta, top):
     """Hoffmann et al.'s grid of starts, scored at once; the best `top` of them."""
-    grid = np.array(list(itertools.product(
-        np.arange(-1.0, 1.5, 0.5), np.arange(0.0, 30.0, 5.0), np.arange(0.0, 2.5, 0.5),
-        np.arange(0.0, 30.0, 5.0), np.arange(0.0, 2.5, 0.5))))
+    grid = np.array(
+        list(
+            itertools.product(
+                np.arange(-1.0, 1.5, 0.5),
+                np.arange(0.0, 30.0, 5.0),
+                np.arange(0.0, 2.5, 0.5),
+                np.arange(0.0, 30.0, 5.0),
+                np.arange(0.0, 2.5, 0.5),
+            )
+        )
+    )
     e, a, al, b, be = (grid[:, i, None] for i in range(5))
     T = np.stack(np.broadcast_arrays(e, a - al * lN, b - be * lD))
     r = np.abs(_lse_softmax(T)[0] - lL)
@@ -64,9 +73,15 @@ def _grid(lN, lD, lL, delta, top):
 
 
 def _lbfgs(th0, args, maxiter, ftol=1e-15):
-    res = minimize(_objective, th0, args=args, jac=True, method="L-BFGS-B", bounds=BOUNDS,
-                   options={"maxiter": maxiter, "maxfun": 4 * maxiter, "ftol": ftol,
-                            "gtol": 1e-9})
+    res = minimize(
+        _objective,
+        th0,
+        args=args,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=BOUNDS,
+        options={"maxiter": maxiter, "maxfun": 4 * maxiter, "ftol": ftol, "gtol": 1e-9},
+    )
     return res
 
 
@@ -131,7 +146,7 @@ class JointFit:
             raise bad_value("compute_optimal", "C_flops", C_flops, "FLOP budgets > 0")
 
         def opt(th):
-            e, a, al, b, be = np.moveaxis(np.atleast_2d(th), -1, 0)
+            _e, a, al, b, be = np.moveaxis(np.atleast_2d(th), -1, 0)
             G = (al * np.exp(a) / (be * np.exp(b))) ** (1 / (al + be))
             n = G[:, None] * (C.ravel()[None] / 6) ** (be / (al + be))[:, None]
             return n, C.ravel()[None] / 6 / n
@@ -139,24 +154,37 @@ class JointFit:
         n, d = opt(self._th)
         nb, db = opt(self._th_boot)
         q = (1 - self.interval) / 2
-        out = {"N_opt": n[0].reshape(C.shape), "D_opt": d[0].reshape(C.shape),
-               "loss": self.predict(n[0], d[0]).reshape(C.shape)}
+        out = {
+            "N_opt": n[0].reshape(C.shape),
+            "D_opt": d[0].reshape(C.shape),
+            "loss": self.predict(n[0], d[0]).reshape(C.shape),
+        }
         for k, v in (("N_opt", nb), ("D_opt", db)):
-            out[k + "_ci"] = (np.quantile(v, q, axis=0).reshape(C.shape),
-                              np.quantile(v, 1 - q, axis=0).reshape(C.shape))
+            out[k + "_ci"] = (
+                np.quantile(v, q, axis=0).reshape(C.shape),
+                np.quantile(v, 1 - q, axis=0).reshape(C.shape),
+            )
         return out
 
     def to_dict(self) -> dict:
-        return {"form": "joint", "formula": "L = E + A / N**alpha + B / D**beta",
-                "params": {k: finite(v) for k, v in self.params.items()},
-                "ci": {k: [finite(a), finite(b)] for k, (a, b) in self.ci.items()},
-                "interval": self.interval, "converged": bool(self.converged),
-                "message": self.message, "n_points": self.n_points, "sigma": finite(self.sigma)}
+        return {
+            "form": "joint",
+            "formula": "L = E + A / N**alpha + B / D**beta",
+            "params": {k: finite(v) for k, v in self.params.items()},
+            "ci": {k: [finite(a), finite(b)] for k, (a, b) in self.ci.items()},
+            "interval": self.interval,
+            "converged": bool(self.converged),
+            "message": self.message,
+            "n_points": self.n_points,
+            "sigma": finite(self.sigma),
+        }
 
     def report(self) -> str:
         pct = f"{self.interval:.0%}"
-        lines = ["form: joint   L = E + A / N**alpha + B / D**beta"
-                 + ("" if self.converged else f"   [NOT CONVERGED: {self.message}]")]
+        lines = [
+            "form: joint   L = E + A / N**alpha + B / D**beta"
+            + ("" if self.converged else f"   [NOT CONVERGED: {self.message}]")
+        ]
         for k, v in self.params.items():
             lo, hi = self.ci[k]
             lines.append(f"  {k:>6} = {v:.4g}   {pct} CI [{lo:.4g}, {hi:.4g}]")
@@ -178,13 +206,18 @@ def _check(N, D, L):
     if not arrs[0].size == arrs[1].size == arrs[2].size:
         raise bad_value("fit_joint", "N, D, L", f"lengths {[a.size for a in arrs]}", "equal lengths")
     if arrs[0].size < 6 or np.unique(arrs[0]).size < 2 or np.unique(arrs[1]).size < 2:
-        raise bad_value("fit_joint", "points", f"{arrs[0].size} (N, D) pairs",
-                        "at least 6, with at least 2 distinct N and 2 distinct D")
+        raise bad_value(
+            "fit_joint",
+            "points",
+            f"{arrs[0].size} (N, D) pairs",
+            "at least 6, with at least 2 distinct N and 2 distinct D",
+        )
     return arrs
 
 
-def fit_joint(N, D, L, *, weights=None, n_boot=200, interval=0.9, delta=1e-3, n_starts=8,
-              seed=0, maxiter=5000) -> JointFit:
+def fit_joint(
+    N, D, L, *, weights=None, n_boot=200, interval=0.9, delta=1e-3, n_starts=8, seed=0, maxiter=5000
+) -> JointFit:
     """Fit L(N, D) = E + A / N**alpha + B / D**beta (Hoffmann et al. 2022, approach 3).
 
     Parameters
@@ -217,8 +250,11 @@ def fit_joint(N, D, L, *, weights=None, n_boot=200, interval=0.9, delta=1e-3, n_
     # point; with a small projected gradient that is a converged fit, otherwise it is not.
     stopped = best.success or "ABNORMAL" in str(best.message)
     converged = bool(stopped and best.nit < maxiter and gnorm < 1e-4)
-    msg = "converged" if converged else (
-        f"did not converge: {best.message} (max |gradient| {gnorm:.2g} after {best.nit} iterations)")
+    msg = (
+        "converged"
+        if converged
+        else (f"did not converge: {best.message} (max |gradient| {gnorm:.2g} after {best.nit} iterations)")
+    )
 
     rng = np.random.default_rng(seed)
     boot = []
@@ -233,14 +269,24 @@ def fit_joint(N, D, L, *, weights=None, n_boot=200, interval=0.9, delta=1e-3, n_
 
     def user(t):
         t = np.atleast_2d(t)
-        return {"E": np.exp(t[:, 0]), "A": np.exp(t[:, 1]), "alpha": t[:, 2],
-                "B": np.exp(t[:, 3]), "beta": t[:, 4]}
+        return {"E": np.exp(t[:, 0]), "A": np.exp(t[:, 1]), "alpha": t[:, 2], "B": np.exp(t[:, 3]), "beta": t[:, 4]}
 
     params = {k: float(v[0]) for k, v in user(th).items()}
     ub = user(th_boot)
     ci = {k: (float(np.quantile(ub[k], q)), float(np.quantile(ub[k], 1 - q))) for k in NAMES}
     resid = lL - np.log(JointFit._loss(th, N, D)[0])
     sigma = float(np.sqrt(np.sum(w * resid**2) / np.sum(w) * L.size / max(L.size - 5, 1)))
-    return JointFit(params={k: params[k] for k in NAMES}, ci=ci, converged=converged, message=msg,
-                    interval=interval, n_points=int(L.size), sigma=sigma, _th=th,
-                    _th_boot=th_boot, _N=N, _D=D, _L=L)
+    return JointFit(
+        params={k: params[k] for k in NAMES},
+        ci=ci,
+        converged=converged,
+        message=msg,
+        interval=interval,
+        n_points=int(L.size),
+        sigma=sigma,
+        _th=th,
+        _th_boot=th_boot,
+        _N=N,
+        _D=D,
+        _L=L,
+    )

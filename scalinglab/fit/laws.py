@@ -11,8 +11,8 @@ Shapes: `lx = log(xn)` is (n,); `th` is (..., k); `logf(lx, th)` is (..., n); `j
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -112,24 +112,38 @@ def _pow_user(th, s, names=("alpha", "beta")):
     return {names[0]: np.exp(la - b * np.log(s)), names[1]: b}
 
 
-register(Law(
-    name="pow", formula="y = alpha * x**beta", names=("alpha", "beta"),
-    logf=_pow_logf, jac=_pow_jac, guess=_pow_guess,
-    bounds=lambda lx, y, y0: (np.array([-_BIG, -5.0]), np.array([_BIG, 0.0])),
-    to_user=_pow_user, floor=lambda th: np.zeros(np.shape(th)[:-1]),
-    exponent=lambda th: np.asarray(th, float)[..., 1], floor_kind="zero",
-))
+register(
+    Law(
+        name="pow",
+        formula="y = alpha * x**beta",
+        names=("alpha", "beta"),
+        logf=_pow_logf,
+        jac=_pow_jac,
+        guess=_pow_guess,
+        bounds=lambda lx, y, y0: (np.array([-_BIG, -5.0]), np.array([_BIG, 0.0])),
+        to_user=_pow_user,
+        floor=lambda th: np.zeros(np.shape(th)[:-1]),
+        exponent=lambda th: np.asarray(th, float)[..., 1],
+        floor_kind="zero",
+    )
+)
 
 # model_size: s(m) = sigma * m**beta_p, best-fit parameter count vs data (grows: beta_p > 0).
-register(Law(
-    name="model_size", formula="s = sigma * m**beta_p", names=("sigma", "beta_p"),
-    logf=_pow_logf, jac=_pow_jac,
-    guess=lambda lx, y, y0: _pow_guess(lx, y, y0, -5.0, 5.0),
-    bounds=lambda lx, y, y0: (np.array([-_BIG, -5.0]), np.array([_BIG, 5.0])),
-    to_user=lambda th, s: _pow_user(th, s, ("sigma", "beta_p")),
-    floor=lambda th: np.zeros(np.shape(th)[:-1]),
-    exponent=lambda th: np.asarray(th, float)[..., 1], floor_kind="none",
-))
+register(
+    Law(
+        name="model_size",
+        formula="s = sigma * m**beta_p",
+        names=("sigma", "beta_p"),
+        logf=_pow_logf,
+        jac=_pow_jac,
+        guess=lambda lx, y, y0: _pow_guess(lx, y, y0, -5.0, 5.0),
+        bounds=lambda lx, y, y0: (np.array([-_BIG, -5.0]), np.array([_BIG, 5.0])),
+        to_user=lambda th, s: _pow_user(th, s, ("sigma", "beta_p")),
+        floor=lambda th: np.zeros(np.shape(th)[:-1]),
+        exponent=lambda th: np.asarray(th, float)[..., 1],
+        floor_kind="none",
+    )
+)
 
 # ---------------------------------------------------------------------------------------------
 # pow_c (M2, Hestness): y = alpha * x**beta + gamma.   fit space: (log a, beta, gamma).
@@ -156,14 +170,20 @@ def _powc_guess(lx, y, y0):
     return np.array(starts)
 
 
-register(Law(
-    name="pow_c", formula="y = alpha * x**beta + gamma", names=("alpha", "beta", "gamma"),
-    logf=_powc_logf, jac=_powc_jac, guess=_powc_guess,
-    bounds=lambda lx, y, y0: (np.array([-_BIG, -5.0, 0.0]), np.array([_BIG, 0.0, y.min()])),
-    to_user=lambda th, s: {**_pow_user(th, s), "gamma": np.asarray(th, float)[..., 2]},
-    floor=lambda th: np.asarray(th, float)[..., 2],
-    exponent=lambda th: np.asarray(th, float)[..., 1],
-))
+register(
+    Law(
+        name="pow_c",
+        formula="y = alpha * x**beta + gamma",
+        names=("alpha", "beta", "gamma"),
+        logf=_powc_logf,
+        jac=_powc_jac,
+        guess=_powc_guess,
+        bounds=lambda lx, y, y0: (np.array([-_BIG, -5.0, 0.0]), np.array([_BIG, 0.0, y.min()])),
+        to_user=lambda th, s: {**_pow_user(th, s), "gamma": np.asarray(th, float)[..., 2]},
+        floor=lambda th: np.asarray(th, float)[..., 2],
+        exponent=lambda th: np.asarray(th, float)[..., 1],
+    )
+)
 
 # ---------------------------------------------------------------------------------------------
 # m4 (Alabdulmohsin et al. 2022): (y - y_inf) / (y0 - y)**a = b * x**c, y0 = random-guess error.
@@ -209,7 +229,7 @@ def _m4_logf(lx, th):
 
 def _m4_logf_jac(lx, th):
     # implicit function theorem on F(y, th) = log(y - yi) - a log(y0 - y) - lb - c lx = 0
-    yi, y0, a, lb, c = _split(th)
+    _, _, a, _, _ = _split(th)
     y, lu, lw = _m4_solve(lx, th)
     iu, iw = np.exp(-lu), np.exp(-lw)  # 1/(y - yi), 1/(y0 - y)
     dFdy = iu + a * iw
@@ -234,8 +254,10 @@ Y0_FREE_MAX = 10.0
 
 def _m4_bounds(lx, y, y0):
     lo_y0 = y.max() * (1 + 1e-6) + 1e-12
-    return (np.array([0.0, lo_y0, 0.0, -_BIG, -5.0]),
-            np.array([y.min() * (1 - 1e-9), max(Y0_FREE_MAX * y.max(), lo_y0 * 2), 10.0, _BIG, 0.0]))
+    return (
+        np.array([0.0, lo_y0, 0.0, -_BIG, -5.0]),
+        np.array([y.min() * (1 - 1e-9), max(Y0_FREE_MAX * y.max(), lo_y0 * 2), 10.0, _BIG, 0.0]),
+    )
 
 
 def _m4_y0(y, y0):
@@ -261,16 +283,26 @@ def _m4_user(th, s):
     return {"y_inf": yi, "y0": y0, "a": a, "b": np.exp(lb - c * np.log(s)), "c": c}
 
 
-register(Law(
-    name="m4", formula="(y - y_inf) / (y0 - y)**a = b * x**c",
-    names=("y_inf", "y0", "a", "b", "c"),
-    logf=_m4_logf, jac=_m4_jac, guess=_m4_guess, bounds=_m4_bounds, to_user=_m4_user,
-    floor=lambda th: np.asarray(th, float)[..., 0],
-    exponent=lambda th: np.asarray(th, float)[..., 4],
-    fixed=lambda y0: {} if y0 is None else {1: float(y0)}, needs_y0=True, logf_jac=_m4_logf_jac,
-    # the closed form of the bend: y - y_inf = (y0 - y_inf) / (1 + a)
-    small_data_level=lambda th: th[0] + (th[1] - th[0]) / (1 + th[2]), y0_index=1,
-))
+register(
+    Law(
+        name="m4",
+        formula="(y - y_inf) / (y0 - y)**a = b * x**c",
+        names=("y_inf", "y0", "a", "b", "c"),
+        logf=_m4_logf,
+        jac=_m4_jac,
+        guess=_m4_guess,
+        bounds=_m4_bounds,
+        to_user=_m4_user,
+        floor=lambda th: np.asarray(th, float)[..., 0],
+        exponent=lambda th: np.asarray(th, float)[..., 4],
+        fixed=lambda y0: {} if y0 is None else {1: float(y0)},
+        needs_y0=True,
+        logf_jac=_m4_logf_jac,
+        # the closed form of the bend: y - y_inf = (y0 - y_inf) / (1 + a)
+        small_data_level=lambda th: th[0] + (th[1] - th[0]) / (1 + th[2]),
+        y0_index=1,
+    )
+)
 
 # ---------------------------------------------------------------------------------------------
 # bnsl (Caballero et al. 2022): y = a + b * x**(-c0) * prod_i (1 + (x/d_i)**(1/f_i))**(-c_i*f_i).
@@ -281,7 +313,7 @@ register(Law(
 def _bnsl_parts(lx, th, nb):
     t = _split(th)
     a, lb, c0, cinf = t[:4]
-    brk = [t[4 + 3 * i: 7 + 3 * i] for i in range(nb)]  # (log d, log f, c) ; last c unused
+    brk = [t[4 + 3 * i : 7 + 3 * i] for i in range(nb)]  # (log d, log f, c) ; last c unused
     cs = [b[2] for b in brk[:-1]]
     cs.append(cinf - c0 - sum(cs) if cs else cinf - c0)
     return a, lb, c0, brk, cs
@@ -326,10 +358,12 @@ def _bnsl_logf_jac(lx, th, nb):
         cols_brk.append((d_ld, d_lf))
     last = dlp_dc[-1]
     py = p / y
-    cols = [1.0 / y,  # d/da (a enters y directly)
-            py,  # d/dlog b
-            (-lx - last) * py,  # d/dc0 (c_last = c_inf - c0 - ...)
-            last * py]  # d/dc_inf
+    cols = [
+        1.0 / y,  # d/da (a enters y directly)
+        py,  # d/dlog b
+        (-lx - last) * py,  # d/dc0 (c_last = c_inf - c0 - ...)
+        last * py,
+    ]  # d/dc_inf
     for i in range(nb):
         d_ld, d_lf = cols_brk[i]
         cols += [d_ld * py, d_lf * py]
@@ -347,7 +381,7 @@ def _bnsl_guess(lx, y, y0, nb):
     for frac in (0.0, 0.5, 0.9):
         a = frac * y.min()
         ly = np.log(y - a)
-        for ld in (qs if nb == 1 else qs):
+        for ld in qs:
             lds = np.atleast_1d(ld)
             left = lx <= lds[0]
             right = lx >= lds[-1]
@@ -359,8 +393,8 @@ def _bnsl_guess(lx, y, y0, nb):
             c0 = float(np.clip(-s0, -0.5, 5.0))
             cinf = float(np.clip(-s1, 1e-3, 5.0))
             th = [a, lb0, c0, cinf]
-            for j, d in enumerate(lds):
-                th += [float(d), 0.0, 0.0 if j < nb - 1 else 0.0]
+            for d in lds:
+                th += [float(d), 0.0, 0.0]  # (the last break's c slot is the fixed placeholder)
             starts.append(th)
     if not starts:  # too few points on a side: a plain power law start with breaks mid-range
         lb0, s = _linfit(lx, np.log(y))
@@ -408,20 +442,23 @@ def _bnsl_fixed(nb):
 
 
 for _nb, _name in ((1, "bnsl"), (2, "bnsl2")):
-    register(Law(
-        name=_name,
-        formula="y = a + b * x**(-c0) * prod_i (1 + (x/d_i)**(1/f_i))**(-c_i*f_i)",
-        names=_bnsl_names(_nb),
-        logf=lambda lx, th, nb=_nb: _bnsl_logf(lx, th, nb),
-        jac=lambda lx, th, nb=_nb: _bnsl_jac(lx, th, nb),
-        logf_jac=lambda lx, th, nb=_nb: _bnsl_logf_jac(lx, th, nb),
-        guess=lambda lx, y, y0, nb=_nb: _bnsl_guess(lx, y, y0, nb),
-        bounds=lambda lx, y, y0, nb=_nb: _bnsl_bounds(lx, y, y0, nb),
-        to_user=lambda th, s, nb=_nb: _bnsl_user(th, s, nb),
-        floor=lambda th: np.asarray(th, float)[..., 0],
-        exponent=lambda th: -np.asarray(th, float)[..., 3],
-        fixed=_bnsl_fixed(_nb), n_breaks=_nb,
-    ))
+    register(
+        Law(
+            name=_name,
+            formula="y = a + b * x**(-c0) * prod_i (1 + (x/d_i)**(1/f_i))**(-c_i*f_i)",
+            names=_bnsl_names(_nb),
+            logf=lambda lx, th, nb=_nb: _bnsl_logf(lx, th, nb),
+            jac=lambda lx, th, nb=_nb: _bnsl_jac(lx, th, nb),
+            logf_jac=lambda lx, th, nb=_nb: _bnsl_logf_jac(lx, th, nb),
+            guess=lambda lx, y, y0, nb=_nb: _bnsl_guess(lx, y, y0, nb),
+            bounds=lambda lx, y, y0, nb=_nb: _bnsl_bounds(lx, y, y0, nb),
+            to_user=lambda th, s, nb=_nb: _bnsl_user(th, s, nb),
+            floor=lambda th: np.asarray(th, float)[..., 0],
+            exponent=lambda th: -np.asarray(th, float)[..., 3],
+            fixed=_bnsl_fixed(_nb),
+            n_breaks=_nb,
+        )
+    )
 
 # the curve forms that form="auto" chooses among (model_size is a different quantity)
 CURVE_FORMS = ("pow", "pow_c", "m4", "bnsl")

@@ -125,9 +125,20 @@ def polish(law, lx, ly, w, th0, lo, hi, free, *, fs=None, max_nfev=None):
     z0 = np.clip(base[free], lo_f, hi_f)
     span = hi_f - lo_f
     z0 = np.clip(z0, lo_f + 1e-9 * span, hi_f - 1e-9 * span)
-    res = least_squares(fun, z0, jac=jac, bounds=(lo_f, hi_f), method="trf", x_scale="jac",
-                        loss="linear" if fs is None else "soft_l1", f_scale=fs or 1.0,
-                        max_nfev=max_nfev, xtol=1e-10, ftol=1e-12, gtol=1e-10)
+    res = least_squares(
+        fun,
+        z0,
+        jac=jac,
+        bounds=(lo_f, hi_f),
+        method="trf",
+        x_scale="jac",
+        loss="linear" if fs is None else "soft_l1",
+        f_scale=fs or 1.0,
+        max_nfev=max_nfev,
+        xtol=1e-10,
+        ftol=1e-12,
+        gtol=1e-10,
+    )
     # status 0 = ran out of evaluations; -1 = bad input. Both are "did not converge".
     converged = bool(res.status > 0 and np.all(np.isfinite(res.x)))
     msg = "converged" if converged else f"did not converge: {res.message}"

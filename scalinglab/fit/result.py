@@ -36,8 +36,7 @@ class Prediction:
         return getattr(self, key)
 
     def to_dict(self) -> dict:
-        return {"x": _jl(self.x), "y": _jl(self.y), "lo": _jl(self.lo), "hi": _jl(self.hi),
-                "interval": self.interval}
+        return {"x": _jl(self.x), "y": _jl(self.y), "lo": _jl(self.lo), "hi": _jl(self.hi), "interval": self.interval}
 
 
 def _jl(a):
@@ -134,8 +133,7 @@ class CurveFit:
         lo = np.exp(ly - np.sqrt(dlo**2 + noise**2 + ext**2))
         hi = np.exp(ly + np.sqrt(dhi**2 + noise**2 + ext**2))
         shape = x.shape
-        return Prediction(x, np.exp(ly).reshape(shape), lo.reshape(shape), hi.reshape(shape),
-                          interval)
+        return Prediction(x, np.exp(ly).reshape(shape), lo.reshape(shape), hi.reshape(shape), interval)
 
     def to_dict(self) -> dict:
         """Plain JSON types only (the bootstrap draws are left out)."""
@@ -154,21 +152,23 @@ class CurveFit:
                 "small_data_end": finite(self.regions["small_data_end"]),
                 "irreducible_start": finite(self.regions["irreducible_start"]),
                 "floor": finite(self.regions["floor"]),
-                "floor_ci": None if self.regions["floor_ci"] is None
-                else [finite(v) for v in self.regions["floor_ci"]],
+                "floor_ci": None if self.regions["floor_ci"] is None else [finite(v) for v in self.regions["floor_ci"]],
             },
             "n_points": self.n_points,
             "x_range": [finite(v) for v in self.x_range],
             "y0": finite(self.y0),
-            "calibration": {k: (finite(v) if isinstance(v, (int, float, np.floating)) else v)
-                            for k, v in self.calibration.items()},
+            "calibration": {
+                k: (finite(v) if isinstance(v, (int, float, np.floating)) else v) for k, v in self.calibration.items()
+            },
         }
 
     def report(self) -> str:
         """A readable multi-line summary."""
         pct = f"{self.interval:.0%}"
-        lines = [f"form: {self.form}   {self.law.formula}"
-                 + ("" if self.converged else f"   [NOT CONVERGED: {self.message}]")]
+        lines = [
+            f"form: {self.form}   {self.law.formula}"
+            + ("" if self.converged else f"   [NOT CONVERGED: {self.message}]")
+        ]
         for k, v in self.params.items():
             lo, hi = self.ci.get(k, (float("nan"), float("nan")))
             lines.append(f"  {k:>8} = {v:.4g}   {pct} CI [{lo:.4g}, {hi:.4g}]")
@@ -179,14 +179,19 @@ class CurveFit:
         if r["floor_ci"] is not None:
             fl += f"  {pct} CI [{r['floor_ci'][0]:.4g}, {r['floor_ci'][1]:.4g}]"
         lines.append(f"  floor (irreducible error): {fl}")
-        lines.append(f"  small-data region ends at x = {_fmt(r['small_data_end'])}; "
-                     f"irreducible region starts at x = {_fmt(r['irreducible_start'])}")
+        lines.append(
+            f"  small-data region ends at x = {_fmt(r['small_data_end'])}; "
+            f"irreducible region starts at x = {_fmt(r['irreducible_start'])}"
+        )
         if self.scores:
-            sc = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(
-                self.scores.items(), key=lambda kv: (kv[1] is None, kv[1] or 0)))
+            sc = ", ".join(
+                f"{k} {_fmt(v)}" for k, v in sorted(self.scores.items(), key=lambda kv: (kv[1] is None, kv[1] or 0))
+            )
             lines.append(f"  extrapolation scores (held-out RMSLE, lower is better): {sc}")
-        lines.append(f"  {self.n_points} points, x in [{self.x_range[0]:.4g}, "
-                     f"{self.x_range[1]:.4g}]; calibration kappa = {self.calibration['kappa']:.3g}")
+        lines.append(
+            f"  {self.n_points} points, x in [{self.x_range[0]:.4g}, "
+            f"{self.x_range[1]:.4g}]; calibration kappa = {self.calibration['kappa']:.3g}"
+        )
         return "\n".join(lines)
 
 

@@ -78,8 +78,7 @@ def backtest(x, y, w, forms, *, y0=None, robust=False, interval=0.9):
                 continue
             width = max(math.log(xf.max() / xf.min()), 1e-12)
             d = np.log(x[~m] / xf.max()) / width
-            cuts.append({"cut": f, "n_fit": int(m.sum()),
-                         "rmsle": float(np.sqrt(np.mean(err**2)))})
+            cuts.append({"cut": f, "n_fit": int(m.sum()), "rmsle": float(np.sqrt(np.mean(err**2)))})
             # extrapolation slope each held-out point needs to be covered, beyond noise
             need.append(np.sqrt(np.maximum(err**2 - (z * core.sigma) ** 2, 0)) / np.maximum(d, 1e-3))
         score = float(np.mean([c["rmsle"] for c in cuts])) if cuts else None
@@ -88,8 +87,11 @@ def backtest(x, y, w, forms, *, y0=None, robust=False, interval=0.9):
             kappa, source = KAPPA_SAFETY * float(need.max()), "backtest"
         else:
             kappa, source = KAPPA_PRIOR, "prior (too few points to backtest)"
-        out[name] = {"score": score, "cuts": cuts,
-                     "calibration": {"kappa": kappa, "n_heldout": int(need.size), "source": source}}
+        out[name] = {
+            "score": score,
+            "cuts": cuts,
+            "calibration": {"kappa": kappa, "n_heldout": int(need.size), "source": source},
+        }
     return out
 
 

@@ -1,1 +1,2 @@
-"""Small adapters between scalinglab and the tools users already have: Lightning (the trial's callback), MLflow (export)."""
+"""Small adapters between scalinglab and the tools users already have: Lightning (the trial's
+callback), MLflow (export)."""

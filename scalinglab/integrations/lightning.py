@@ -22,8 +22,9 @@ try:
 except ImportError as e:  # pragma: no cover - the extra is not installed
     from scalinglab.errors import UserError
 
-    raise UserError(f"scalinglab.integrations.lightning needs Lightning ({e}); allowed: "
-                    f"pip install 'scalinglab[lightning]'") from None
+    raise UserError(
+        f"scalinglab.integrations.lightning needs Lightning ({e}); allowed: pip install 'scalinglab[lightning]'"
+    ) from None
 
 
 class ScalinglabCallback(L.Callback):
@@ -36,15 +37,17 @@ class ScalinglabCallback(L.Callback):
     def on_validation_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking:  # Lightning's 2-batch check before training: not an epoch
             return
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
-                   if getattr(v, "numel", lambda: 1)() == 1}
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
         if self.monitor not in metrics:
-            raise KeyError(f"ScalinglabCallback: monitor {self.monitor!r} was not logged; logged: "
-                           f"{', '.join(sorted(metrics)) or 'nothing'} (log it with self.log in validation_step)")
+            raise KeyError(
+                f"ScalinglabCallback: monitor {self.monitor!r} was not logged; logged: "
+                f"{', '.join(sorted(metrics)) or 'nothing'} (log it with self.log in validation_step)"
+            )
         v = metrics.pop(self.monitor)
         self.values.append(v)
-        self.trial.report(epoch=trainer.current_epoch + 1, dev=v,
-                          **{k: x for k, x in metrics.items() if math.isfinite(x)})
+        self.trial.report(
+            epoch=trainer.current_epoch + 1, dev=v, **{k: x for k, x in metrics.items() if math.isfinite(x)}
+        )
         if self.trial.should_stop():
             trainer.should_stop = True
 

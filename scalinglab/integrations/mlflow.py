@@ -29,11 +29,19 @@ from pathlib import Path
 
 # MLflow's batch limits (log_batch): per call at most 1000 metrics, 100 params, 100 tags
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
-TRIAL_METRICS = {"min_dev_error": "min_dev_error", "test_error": "test_error",
-                 "final_train_error": "final_train_error", "final_train_loss": "final_train_loss",
-                 "params": "n_params", "train_flops": "train_flops",
-                 "train_flops_per_example": "train_flops_per_example", "wall_time": "wall_time_s",
-                 "best_epoch": "best_epoch", "epochs": "epochs", "steps": "steps"}
+TRIAL_METRICS = {
+    "min_dev_error": "min_dev_error",
+    "test_error": "test_error",
+    "final_train_error": "final_train_error",
+    "final_train_loss": "final_train_loss",
+    "params": "n_params",
+    "train_flops": "train_flops",
+    "train_flops_per_example": "train_flops_per_example",
+    "wall_time": "wall_time_s",
+    "best_epoch": "best_epoch",
+    "epochs": "epochs",
+    "steps": "steps",
+}
 
 
 def default_uri(folder: Path) -> str:
@@ -105,14 +113,13 @@ def _quiet():
 
 def _chunks(xs: list, n: int):
     for i in range(0, len(xs), n):
-        yield xs[i:i + n]
+        yield xs[i : i + n]
 
 
 def _log(client, run_id, metrics=(), params=(), tags=()):
     metrics, params, tags = list(metrics), list(params), list(tags)
     while metrics or params or tags:
-        client.log_batch(run_id, metrics=metrics[:MAX_METRICS], params=params[:MAX_PARAMS],
-                         tags=tags[:MAX_TAGS])
+        client.log_batch(run_id, metrics=metrics[:MAX_METRICS], params=params[:MAX_PARAMS], tags=tags[:MAX_TAGS])
         metrics, params, tags = metrics[MAX_METRICS:], params[MAX_PARAMS:], tags[MAX_TAGS:]
 
 
@@ -121,8 +128,9 @@ def _search(client, exp_id: str, filt: str) -> list:
 
     runs, token = [], None
     while True:
-        page = client.search_runs([exp_id], filter_string=filt, run_view_type=ViewType.ACTIVE_ONLY,
-                                  max_results=1000, page_token=token)
+        page = client.search_runs(
+            [exp_id], filter_string=filt, run_view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token
+        )
         runs += list(page)
         token = page.token
         if not token:
@@ -137,7 +145,7 @@ def _experiment(client, name: str, uri: str) -> str:
         return exp.experiment_id
     loc = None
     if uri.startswith("sqlite:///"):  # artifacts beside the database, not in the working directory
-        loc = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts").resolve().as_uri()
+        loc = (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").resolve().as_uri()
     return client.create_experiment(name, artifact_location=loc)
 
 
@@ -150,9 +158,15 @@ def _trial_run(client, exp_id: str, parent_id: str, study: str, row: dict) -> No
     end = int(row["finished_at"] * 1000)
     start = end - int(1000 * (_finite(row["wall_time"]) or 0.0))
     name = f"m={row['data_size']} {size_label(spec['model'].get('size', {}))} seed {row['seed']}"
-    run_tags = {"mlflow.parentRunId": parent_id, "mlflow.runName": name, "scalinglab.study": study,
-                "scalinglab.trial_id": row["id"], "scalinglab.finished_at": repr(row["finished_at"]),
-                "scalinglab.status": row["status"], "status": row["status"]}
+    run_tags = {
+        "mlflow.parentRunId": parent_id,
+        "mlflow.runName": name,
+        "scalinglab.study": study,
+        "scalinglab.trial_id": row["id"],
+        "scalinglab.finished_at": repr(row["finished_at"]),
+        "scalinglab.status": row["status"],
+        "status": row["status"],
+    }
     if row.get("device"):
         run_tags["device"] = str(row["device"])
     if row.get("error"):
@@ -160,11 +174,17 @@ def _trial_run(client, exp_id: str, parent_id: str, study: str, row: dict) -> No
     run_tags.update({f"scalinglab.search.{k}": str(v) for k, v in tags.items()})
     run = client.create_run(exp_id, start_time=start, tags=run_tags, run_name=name)
     rid = run.info.run_id
-    metrics = [Metric(key, f, end, 0) for k, key in TRIAL_METRICS.items()
-               if (f := _finite(result.get(k, row.get(k)))) is not None]
-    metrics += [Metric(k, f, start + i, int(h.get("epoch", i + 1)))  # one point per epoch, step = epoch
-                for i, h in enumerate(result.get("history") or [])
-                for k, v in h.items() if k != "epoch" and (f := _finite(v)) is not None]
+    metrics = [
+        Metric(key, f, end, 0)
+        for k, key in TRIAL_METRICS.items()
+        if (f := _finite(result.get(k, row.get(k)))) is not None
+    ]
+    metrics += [
+        Metric(k, f, start + i, int(h.get("epoch", i + 1)))  # one point per epoch, step = epoch
+        for i, h in enumerate(result.get("history") or [])
+        for k, v in h.items()
+        if k != "epoch" and (f := _finite(v)) is not None
+    ]
     params = [Param(k, v[:6000]) for k, v in flatten(spec).items()]
     _log(client, rid, metrics, params, [RunTag("mlflow.note.content", f"trial {row['id']} of {study}")])
     status = RunStatus.to_string(RunStatus.FAILED if row["status"] == "failed" else RunStatus.FINISHED)
@@ -180,8 +200,9 @@ def export_study(folder, uri: str | None = None, *, study: str | None = None) ->
     try:
         import mlflow  # noqa: F401
     except ImportError:
-        raise UserError("export: --mlflow needs mlflow, which is not installed; "
-                        "pip install 'scalinglab[mlflow]'") from None
+        raise UserError(
+            "export: --mlflow needs mlflow, which is not installed; pip install 'scalinglab[mlflow]'"
+        ) from None
     folder = Path(folder)
     with Store.open_existing(folder) as store:
         studies = store.studies()
@@ -208,10 +229,17 @@ def export_study(folder, uri: str | None = None, *, study: str | None = None) ->
         if parents:
             parent_id = parents[0].info.run_id
         else:
-            run = client.create_run(exp_id, start_time=int(srow["started_at"] * 1000), run_name=name,
-                                    tags={"scalinglab.study_key": key, "scalinglab.study": name,
-                                          "scalinglab.folder": str(folder.resolve()),
-                                          "scalinglab.source": str(srow.get("source") or "")})
+            run = client.create_run(
+                exp_id,
+                start_time=int(srow["started_at"] * 1000),
+                run_name=name,
+                tags={
+                    "scalinglab.study_key": key,
+                    "scalinglab.study": name,
+                    "scalinglab.folder": str(folder.resolve()),
+                    "scalinglab.source": str(srow.get("source") or ""),
+                },
+            )
             parent_id = run.info.run_id
         # the parent's metrics, only where they changed (a second export adds no history points)
         old = client.get_run(parent_id).data.metrics
@@ -243,7 +271,15 @@ def export_study(folder, uri: str | None = None, *, study: str | None = None) ->
             else:
                 added += 1
             _trial_run(client, exp_id, parent_id, name, row)
-        client.set_terminated(parent_id, status=RunStatus.to_string(RunStatus.FINISHED),
-                              end_time=int(srow["updated_at"] * 1000))
-    return {"uri": uri, "experiment": f"scalinglab-{name}", "experiment_id": exp_id,
-            "parent_run_id": parent_id, "added": added, "replaced": replaced, "skipped": skipped}
+        client.set_terminated(
+            parent_id, status=RunStatus.to_string(RunStatus.FINISHED), end_time=int(srow["updated_at"] * 1000)
+        )
+    return {
+        "uri": uri,
+        "experiment": f"scalinglab-{name}",
+        "experiment_id": exp_id,
+        "parent_run_id": parent_id,
+        "added": added,
+        "replaced": replaced,
+        "skipped": skipped,
+    }

@@ -50,5 +50,6 @@ def build_cnn1d(size, input_shape, n_outputs, batchnorm=False):
         length, in_ch = input_shape[0], 1
     else:
         in_ch, length = input_shape
-    return CNN1D(length, in_ch, int(size.get("channels", 32)), int(size.get("depth", 3)), n_outputs,
-                 batchnorm=batchnorm)
+    return CNN1D(
+        length, in_ch, int(size.get("channels", 32)), int(size.get("depth", 3)), n_outputs, batchnorm=batchnorm
+    )

@@ -35,8 +35,10 @@ PREFIX = "inprocess:"
 def _import(factory: str, sys_path=()):
     if factory.startswith(PREFIX):
         if factory not in INPROCESS:
-            raise UserError(f"model.factory: given {factory!r}, a callable of another process; allowed: a "
-                            f"factory importable by name ('module:function') to run in worker processes")
+            raise UserError(
+                f"model.factory: given {factory!r}, a callable of another process; allowed: a "
+                f"factory importable by name ('module:function') to run in worker processes"
+            )
         return INPROCESS[factory]
     from scalinglab.usercode import import_object
 
@@ -82,14 +84,15 @@ def smoke(factory: str, size: dict, input_shape, n_outputs: int, sys_path=()) ->
             with torch.no_grad():
                 out = net(torch.zeros((2, *shape), dtype=dtype))
             break
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             err = err or e
     else:
         raise UserError(f"{what}: its forward on a batch of 2 zero inputs raised {type(err).__name__}: {err}")
     if not isinstance(out, torch.Tensor) or out.ndim < 2 or tuple(out.shape[:2]) != (2, int(n_outputs)):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise UserError(f"{what}: its forward on a batch of 2 returned {got}; allowed: logits of shape "
-                        f"(2, {n_outputs}, ...)")
+        raise UserError(
+            f"{what}: its forward on a batch of 2 returned {got}; allowed: logits of shape (2, {n_outputs}, ...)"
+        )
 
 
 def token_for(fn) -> tuple[str, list[str]]:
@@ -151,7 +154,7 @@ class FactoryModel(nn.Module):
                             raise
             finally:
                 self.net.train(was)
-            self._flops = int(round(fc.get_total_flops() / batch))
+            self._flops = round(fc.get_total_flops() / batch)
         return self._flops
 
 

@@ -38,5 +38,6 @@ class MLP(nn.Module):
 
 @register("mlp", knobs=("width", "depth"), options=("batchnorm",), doc="MLP: width x depth, ReLU")
 def build_mlp(size, input_shape, n_outputs, batchnorm=False):
-    return MLP(math.prod(input_shape), int(size.get("width", 128)), int(size.get("depth", 2)),
-               n_outputs, batchnorm=batchnorm)
+    return MLP(
+        math.prod(input_shape), int(size.get("width", 128)), int(size.get("depth", 2)), n_outputs, batchnorm=batchnorm
+    )

@@ -8,7 +8,7 @@ forward: Kaplan et al. 2020, the usual "6N" rule for dense layers).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 from scalinglab.errors import UserError
 

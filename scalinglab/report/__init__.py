@@ -29,8 +29,9 @@ def write_report(folder: str | Path, fmt: str = "html", *, study: str | None = N
     return path
 
 
-def render_report(folder: str | Path, fmt: str = "html", *, study: str | None = None,
-                  plots_dir: Path | None = None) -> str:
+def render_report(
+    folder: str | Path, fmt: str = "html", *, study: str | None = None, plots_dir: Path | None = None
+) -> str:
     """The report's text, writing nothing unless `plots_dir` is given (where the PNGs also go)."""
     from scalinglab.errors import bad_value
     from scalinglab.report.data import gather
@@ -55,8 +56,10 @@ def _write_plots(out_dir: Path, plots: dict) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"{out_dir}: cannot write the report's plots ({e.strerror or e}); allowed: a writable "
-                        f"study folder (or `scalinglab report DIR --stdout`)") from None
+        raise UserError(
+            f"{out_dir}: cannot write the report's plots ({e.strerror or e}); allowed: a writable "
+            f"study folder (or `scalinglab report DIR --stdout`)"
+        ) from None
     for name, png in plots.items():
         _write_whole(out_dir / f"{name}.png", png)
 
@@ -72,8 +75,10 @@ def _write_whole(path: Path, blob: bytes) -> None:
         tmp.replace(path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise UserError(f"{path}: cannot write the report ({e.strerror or e}); allowed: a writable study "
-                        f"folder (or `scalinglab report DIR --stdout`)") from None
+        raise UserError(
+            f"{path}: cannot write the report ({e.strerror or e}); allowed: a writable study "
+            f"folder (or `scalinglab report DIR --stdout`)"
+        ) from None
 
 
 __all__ = ["FORMATS", "render_report", "write_report"]

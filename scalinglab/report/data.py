@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scalinglab.analysis.summary import PREDICT_FACTORS, law_dict
 from scalinglab.errors import UserError
 from scalinglab.fit.laws import LAWS
-from scalinglab.analysis.summary import PREDICT_FACTORS, law_dict
 from scalinglab.fmt import finite
 
 # what a refit may raise on odd points (FitError is a UserError); anything else is a bug and propagates
@@ -31,12 +31,12 @@ EXTRAPOLATE = PREDICT_FACTORS[-1]  # the learning curve is drawn (dashed) out to
 class ReportData:
     folder: Path
     name: str
-    trials: pd.DataFrame                   # one row per trial (Store.frame)
-    summary: dict                          # summary.json (possibly rebuilt)
-    study: dict                            # {"config", "source", "info", "started_at", "updated_at"}
-    points: list[dict]                     # per-subset best candidates
-    lc_fit: object | None = None           # CurveFit of the learning curve, refitted from points
-    size_fit: object | None = None         # CurveFit of the model-size law
+    trials: pd.DataFrame  # one row per trial (Store.frame)
+    summary: dict  # summary.json (possibly rebuilt)
+    study: dict  # {"config", "source", "info", "started_at", "updated_at"}
+    points: list[dict]  # per-subset best candidates
+    lc_fit: object | None = None  # CurveFit of the learning curve, refitted from points
+    size_fit: object | None = None  # CurveFit of the model-size law
     factors: dict = field(default_factory=dict)  # level -> {"points", "fit"}
     notes: list[str] = field(default_factory=list)  # things the reader should know (fit failed, ...)
 
@@ -54,24 +54,34 @@ class ReportData:
         extrapolates best), else the learning curve's own floor; None for a form without one."""
         fl = self.summary.get("floor")
         if isinstance(fl, dict) and finite(fl.get("value")) is not None:
-            return {"value": finite(fl["value"]), "ci": fl.get("ci90") or fl.get("ci"), "form": fl.get("form"),
-                    "irreducible_start": finite(fl.get("irreducible_start")),
-                    "small_data_end": finite(fl.get("small_data_end"))}
+            return {
+                "value": finite(fl["value"]),
+                "ci": fl.get("ci90") or fl.get("ci"),
+                "form": fl.get("form"),
+                "irreducible_start": finite(fl.get("irreducible_start")),
+                "small_data_end": finite(fl.get("small_data_end")),
+            }
         lc = self.lc or {}
         reg = lc.get("regions") or {}
         law = LAWS.get(lc.get("form"))
         if law is None or not law.has_floor or finite(reg.get("floor")) is None:
             return None
-        return {"value": finite(reg["floor"]), "ci": reg.get("floor_ci"), "form": lc.get("form"),
-                "irreducible_start": finite(reg.get("irreducible_start"))}
+        return {
+            "value": finite(reg["floor"]),
+            "ci": reg.get("floor_ci"),
+            "form": lc.get("form"),
+            "irreducible_start": finite(reg.get("irreducible_start")),
+        }
 
     @property
     def regions(self) -> dict:
         """Both boundaries from the floor form (as the floor line), else from the learning curve."""
         reg = (self.lc or {}).get("regions") or {}
         fl = self.floor or {}
-        return {"small_data_end": fl.get("small_data_end") or finite(reg.get("small_data_end")),
-                "irreducible_start": fl.get("irreducible_start", finite(reg.get("irreducible_start")))}
+        return {
+            "small_data_end": fl.get("small_data_end") or finite(reg.get("small_data_end")),
+            "irreducible_start": fl.get("irreducible_start", finite(reg.get("irreducible_start"))),
+        }
 
     @property
     def metric_info(self) -> dict:
@@ -182,15 +192,13 @@ def gather(folder: str | Path, *, study: str | None = None, refit: bool = True) 
     notes: list[str] = []
     if summary is None or summary.get("study") != name:
         notes.append("summary.json missing: points rebuilt from the trials; random-guess level unknown")
-        summary = {"study": name, "trials": {"total": len(df),
-                                              **df["status"].value_counts().to_dict()}}
+        summary = {"study": name, "trials": {"total": len(df), **df["status"].value_counts().to_dict()}}
     points = summary.get("points")
     if not points:
         points = _points_from_trials(df)
     points = sorted(points, key=lambda p: p["data_size"])
 
-    data = ReportData(folder=folder, name=name, trials=df, summary=summary, study=row, points=points,
-                      notes=notes)
+    data = ReportData(folder=folder, name=name, trials=df, summary=summary, study=row, points=points, notes=notes)
     if summary.get("note"):
         notes.append(str(summary["note"]))
     if refit:
@@ -211,8 +219,10 @@ def gather(folder: str | Path, *, study: str | None = None, refit: bool = True) 
             lc = comparison_exponent(summary, level) or (f or {}).get("learning_curve") or {}
             form = lc.get("form") or "auto"
             data.factors[str(level)] = {
-                "points": pts, "summary": lc,
-                "fit": _refit(pts, form, data.random_guess, notes, f"factor {level}") if pts else None}
+                "points": pts,
+                "summary": lc,
+                "fit": _refit(pts, form, data.random_guess, notes, f"factor {level}") if pts else None,
+            }
     return data
 
 
@@ -247,14 +257,22 @@ def curves_by_size(df: pd.DataFrame) -> list[dict]:
     cand = candidate_scores(df)
     if cand.empty:
         return []
-    best = cand.sort_values(["model_size", "data_size", "error"]).groupby(
-        ["model_size", "data_size"], sort=True).head(1)
+    best = (
+        cand.sort_values(["model_size", "data_size", "error"]).groupby(["model_size", "data_size"], sort=True).head(1)
+    )
     out = []
     for ms, g in best.groupby("model_size", sort=False):
         g = g.sort_values("data_size")
-        out.append({"label": size_label(ms), "params": int(g["params"].median()),
-                    "x": g["data_size"].to_numpy(float), "y": g["error"].to_numpy(float),
-                    "lo": g["error_lo"].to_numpy(float), "hi": g["error_hi"].to_numpy(float)})
+        out.append(
+            {
+                "label": size_label(ms),
+                "params": int(g["params"].median()),
+                "x": g["data_size"].to_numpy(float),
+                "y": g["error"].to_numpy(float),
+                "lo": g["error_lo"].to_numpy(float),
+                "hi": g["error_hi"].to_numpy(float),
+            }
+        )
     return sorted(out, key=lambda c: c["params"])
 
 
@@ -276,10 +294,12 @@ def from_fit(fit, *, ylabel: str | None = None) -> ReportData:
     random-guess line: a fit's y0 may be a fitted parameter, m4's, rather than a known level.)"""
     x, y = np.asarray(fit._x, float), np.asarray(fit._y, float)
     rate = fit.form != "model_size" and bool(np.all(y <= 1))
-    summary = {"learning_curve": law_dict(fit, int(x.max())),
-               "metric_info": {"label": ylabel or ("error" if rate else "y"), "rate": rate}}
-    trials = pd.DataFrame({"status": pd.Series(dtype=str), "min_dev_error": pd.Series(dtype=float),
-                           "data_size": pd.Series(dtype=float)})
+    summary = {
+        "learning_curve": law_dict(fit, int(x.max())),
+        "metric_info": {"label": ylabel or ("error" if rate else "y"), "rate": rate},
+    }
+    trials = pd.DataFrame(
+        {"status": pd.Series(dtype=str), "min_dev_error": pd.Series(dtype=float), "data_size": pd.Series(dtype=float)}
+    )
     points = [{"data_size": float(a), "error": float(b)} for a, b in zip(x, y)]
-    return ReportData(folder=Path("."), name="fit", trials=trials, summary=summary, study={},
-                      points=points, lc_fit=fit)
+    return ReportData(folder=Path("."), name="fit", trials=trials, summary=summary, study={}, points=points, lc_fit=fit)

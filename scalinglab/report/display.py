@@ -39,8 +39,10 @@ def _img(png: bytes | None, alt: str) -> str:
 
 
 def _table(title: str, rows: list[tuple[str, str]]) -> str:
-    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
-                   f"{html.escape(v)}</td></tr>" for k, v in rows)
+    body = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>{html.escape(v)}</td></tr>"
+        for k, v in rows
+    )
     return f"<table><caption style='text-align:left'><b>{html.escape(title)}</b></caption>{body}</table>"
 
 
@@ -69,20 +71,25 @@ def plot_fit(fit, ax=None, *, xlabel=None, ylabel=None):
     xl, yl = _labels(fit, xlabel, ylabel)
     ax = _new_axes(ax)
     with matplotlib.rc_context(plots.STYLE):
-        return plots.draw_learning_curve(ax, from_fit(fit, ylabel=yl), xlabel=xl, ylabel=yl,
-                                         legend_cols=2, points_label="fitted points")
+        return plots.draw_learning_curve(
+            ax, from_fit(fit, ylabel=yl), xlabel=xl, ylabel=yl, legend_cols=2, points_label="fitted points"
+        )
 
 
 def fit_rows(fit) -> list[tuple[str, str]]:
     pct = f"{fit.interval:.0%}"
-    rows = [("form", f"{fit.form}: {fit.law.formula}"),
-            (f"exponent ({pct} CI)", fmt.num(fit.exponent, 4) + _ci(fit.exponent_ci))]
+    rows = [
+        ("form", f"{fit.form}: {fit.law.formula}"),
+        (f"exponent ({pct} CI)", fmt.num(fit.exponent, 4) + _ci(fit.exponent_ci)),
+    ]
     r = fit.regions
     if r.get("floor") is not None:
         rows.append((f"floor ({pct} CI)", fmt.num(r["floor"], 4) + _ci(r.get("floor_ci"))))
     rows += [(k, fmt.num(v, 4) + _ci(fit.ci.get(k))) for k, v in fit.params.items()]
-    rows += [("points", f"{fit.n_points}, x in [{fmt.num(fit.x_range[0], 4)}, {fmt.num(fit.x_range[1], 4)}]"),
-             ("converged", "yes" if fit.converged else f"NO: {fit.message}")]
+    rows += [
+        ("points", f"{fit.n_points}, x in [{fmt.num(fit.x_range[0], 4)}, {fmt.num(fit.x_range[1], 4)}]"),
+        ("converged", "yes" if fit.converged else f"NO: {fit.message}"),
+    ]
     return rows
 
 
@@ -127,8 +134,11 @@ def _draw_joint(ax, fit):
 def joint_html(fit) -> str:
     pct = f"{fit.interval:.0%}"
     rows = [(f"{k} ({pct} CI)", fmt.num(v, 4) + _ci(fit.ci.get(k))) for k, v in fit.params.items()]
-    rows += [("points", str(fit.n_points)), ("residual sd (log L)", fmt.num(fit.sigma, 4)),
-             ("converged", "yes" if fit.converged else f"NO: {fit.message}")]
+    rows += [
+        ("points", str(fit.n_points)),
+        ("residual sd (log L)", fmt.num(fit.sigma, 4)),
+        ("converged", "yes" if fit.converged else f"NO: {fit.message}"),
+    ]
     png = _fig_png(lambda ax: plot_joint(fit, ax)) if fit._N is not None else None
     return f"<div>{_table('JointFit: L = E + A/N^alpha + B/D^beta', rows)}{_img(png, 'joint fit')}</div>"
 
@@ -143,13 +153,19 @@ def plot_study(result, ax=None):
 def study_rows(result) -> list[tuple[str, str]]:
     s = result.summary
     t = s.get("trials") or {}
-    counts = (f"{t.get('total', len(result.results))} ({t.get('ok', 0)} ok, {t.get('diverged', 0)} diverged, "
-              f"{t.get('failed', 0)} failed)")
+    counts = (
+        f"{t.get('total', len(result.results))} ({t.get('ok', 0)} ok, {t.get('diverged', 0)} diverged, "
+        f"{t.get('failed', 0)} failed)"
+    )
     rows = [("study", f"{result.name} ({result.out})"), ("trials", counts)]
     lc = result.learning_curve or {}
     if lc:
-        rows.append((f"learning curve ({lc.get('form')})",
-                     f"exponent {fmt.num(lc.get('exponent'), 4)}{_ci(lc.get('exponent_ci'))}"))
+        rows.append(
+            (
+                f"learning curve ({lc.get('form')})",
+                f"exponent {fmt.num(lc.get('exponent'), 4)}{_ci(lc.get('exponent_ci'))}",
+            )
+        )
     fl = s.get("floor") or {}
     if fl.get("value") is not None:
         rows.append((f"floor ({fl.get('form')})", fmt.num(fl["value"], 4) + _ci(fl.get("ci90"))))
@@ -157,7 +173,9 @@ def study_rows(result) -> list[tuple[str, str]]:
     if ms:
         rows.append(("model-size law", f"s ∝ m^{fmt.num(ms.get('exponent'), 4)}{_ci(ms.get('exponent_ci'))}"))
     for p in lc.get("predictions") or []:
-        rows.append((f"predicted at m = {p['data_size']:,}", fmt.num(p.get("value"), 4) + _ci([p.get("lo"), p.get("hi")])))
+        rows.append(
+            (f"predicted at m = {p['data_size']:,}", fmt.num(p.get("value"), 4) + _ci([p.get("lo"), p.get("hi")]))
+        )
     return rows
 
 

@@ -20,8 +20,13 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                              undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.ChainableUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def context(d: ReportData, plots: dict[str, bytes]) -> dict:
@@ -31,13 +36,23 @@ def context(d: ReportData, plots: dict[str, bytes]) -> dict:
     f = words.Fmt(d.is_rate)
     cfg = d.study.get("config") or {}
     return {
-        "name": d.name, "description": cfg.get("description") or "", "subtitle": words.subtitle(d),
-        "head": words.headline(d, f), "preds": words.predictions_table(d, f), "laws": words.laws_table(d),
-        "factor": words.factor_section(d, f), "weighting": words.weighting_table(d, f),
-        "best": words.best_table(d, f), "failed": words.failed_table(d), "trials": words.trials_table(d, f),
+        "name": d.name,
+        "description": cfg.get("description") or "",
+        "subtitle": words.subtitle(d),
+        "head": words.headline(d, f),
+        "preds": words.predictions_table(d, f),
+        "laws": words.laws_table(d),
+        "factor": words.factor_section(d, f),
+        "weighting": words.weighting_table(d, f),
+        "best": words.best_table(d, f),
+        "failed": words.failed_table(d),
+        "trials": words.trials_table(d, f),
         "config_json": json.dumps(cfg, indent=2, sort_keys=False, default=str),
-        "env": words.environment(d), "extrapolate": EXTRAPOLATE, "version": __version__,
-        "written": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "folder": str(d.folder),
+        "env": words.environment(d),
+        "extrapolate": EXTRAPOLATE,
+        "version": __version__,
+        "written": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "folder": str(d.folder),
         "plots": {k: base64.b64encode(v).decode("ascii") for k, v in plots.items()},
     }
 

@@ -12,9 +12,14 @@ from scalinglab.report import words
 from scalinglab.report.data import EXTRAPOLATE, ReportData
 
 CAPTIONS = {
-    "learning_curve": ("Learning curve", (f"every trial (grey), best model per subset (median, seed range), "
-                                          f"fitted law with 90% band, extrapolation to {EXTRAPOLATE}x dashed, "
-                                          "regions shaded")),
+    "learning_curve": (
+        "Learning curve",
+        (
+            f"every trial (grey), best model per subset (median, seed range), "
+            f"fitted law with 90% band, extrapolation to {EXTRAPOLATE}x dashed, "
+            "regions shaded"
+        ),
+    ),
     "model_size_curves": ("Curves per model size", "dev error vs data for each model size"),
     "model_size": ("Model size vs data", "best-fit parameters vs data with the fitted law"),
     "factors": ("Factor comparison", "one learning curve per factor level"),
@@ -53,9 +58,16 @@ def render(d: ReportData, plots: dict[str, bytes], plot_dir: str = "plots") -> s
     if preds:
         md += ["## Predictions", "", table(preds["head"], preds["rows"]), ""]
     for law in words.laws_table(d):
-        md += [f"### {law['title']}: {esc(law['form'])}", "", f"`{law['formula']}`", "",
-               table(["parameter", "estimate", "90% CI"], law["rows"]), "",
-               esc(law["fit"] + ("; " + law["note"] if law["note"] else "")), ""]
+        md += [
+            f"### {law['title']}: {esc(law['form'])}",
+            "",
+            f"`{law['formula']}`",
+            "",
+            table(["parameter", "estimate", "90% CI"], law["rows"]),
+            "",
+            esc(law["fit"] + ("; " + law["note"] if law["note"] else "")),
+            "",
+        ]
     fac = words.factor_section(d, f)
     if fac:
         md += [f"## Factor: {esc(fac['name'])}", ""] + ([f"**{esc(fac['verdict'])}**", ""] if fac["verdict"] else [])
@@ -72,9 +84,27 @@ def render(d: ReportData, plots: dict[str, bytes], plot_dir: str = "plots") -> s
         md += [f"## Diverged and failed trials ({len(failed['rows'])})", "", table(failed["head"], failed["rows"]), ""]
     tr = words.trials_table(d, f)
     if tr["rows"]:
-        md += [f"## All trials ({len(tr['rows'])})", "", "<details><summary>show</summary>", "",
-               table(tr["head"], [[c[0] for c in r] for r in tr["rows"]]), "", "</details>", ""]
+        md += [
+            f"## All trials ({len(tr['rows'])})",
+            "",
+            "<details><summary>show</summary>",
+            "",
+            table(tr["head"], [[c[0] for c in r] for r in tr["rows"]]),
+            "",
+            "</details>",
+            "",
+        ]
     cfg_json = json.dumps(cfg, indent=2, default=str).replace("```", "` ` `")
-    md += ["## Study as run", "", "```json", cfg_json, "```", "", "### Machine, versions, wall time", "",
-           table(["", ""], words.environment(d)), ""]
+    md += [
+        "## Study as run",
+        "",
+        "```json",
+        cfg_json,
+        "```",
+        "",
+        "### Machine, versions, wall time",
+        "",
+        table(["", ""], words.environment(d)),
+        "",
+    ]
     return "\n".join(md)

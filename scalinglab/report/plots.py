@@ -32,21 +32,32 @@ GREY = "#8a9ba8"
 REGION = {"small data": "#fbe3c8", "power law": "#e3f2e6", "irreducible": "#e1e8ed"}
 
 STYLE = {
-    "font.size": 10, "axes.titlesize": 12, "axes.titleweight": "bold", "axes.labelsize": 10,
-    "axes.edgecolor": "#5c7080", "axes.linewidth": 0.8, "axes.spines.top": False,
-    "axes.spines.right": False, "xtick.color": "#394b59", "ytick.color": "#394b59",
-    "legend.frameon": False, "legend.fontsize": 9, "grid.color": "#e1e8ed", "grid.linewidth": 0.7,
-    "figure.facecolor": "white", "axes.facecolor": "white",
+    "font.size": 10,
+    "axes.titlesize": 12,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 10,
+    "axes.edgecolor": "#5c7080",
+    "axes.linewidth": 0.8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "xtick.color": "#394b59",
+    "ytick.color": "#394b59",
+    "legend.frameon": False,
+    "legend.fontsize": 9,
+    "grid.color": "#e1e8ed",
+    "grid.linewidth": 0.7,
+    "figure.facecolor": "white",
+    "axes.facecolor": "white",
 }
 
 
 # --- formatting ------------------------------------------------------------------------------------
 
+
 def _nice_ticks(lo: float, hi: float) -> list[float]:
     """Readable ticks on a log axis that spans less than a decade as well as several."""
     for mant in ((1,), (1, 2, 5), (1, 2, 3, 5, 7), (1, 2, 3, 4, 5, 6, 7, 8, 9)):
-        t = [m * 10.0**k for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
-             for m in mant]
+        t = [m * 10.0**k for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1) for m in mant]
         t = [v for v in t if lo <= v <= hi]
         if len(t) >= 4:
             return t
@@ -103,9 +114,16 @@ def learning_curve(data: ReportData) -> bytes | None:
         return _png(fig)
 
 
-def draw_learning_curve(ax, data: ReportData, *, legend: bool = True, legend_cols: int = 3,
-                        xlabel: str | None = None, ylabel: str | None = None,
-                        points_label: str = "best model per subset (median, seed range)"):
+def draw_learning_curve(
+    ax,
+    data: ReportData,
+    *,
+    legend: bool = True,
+    legend_cols: int = 3,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+    points_label: str = "best model per subset (median, seed range)",
+):
     """The learning curve on `ax`: every trial, the best point per subset, the fitted law with its
     90% band and extrapolation, its regions, the floor and the random-guess level. Returns `ax`."""
     pts = data.points
@@ -136,8 +154,13 @@ def draw_learning_curve(ax, data: ReportData, *, legend: bool = True, legend_col
             ymax = max(ymax, min(float(np.nanmax(bhi)), ymax * 1.5))
             band = (xs, blo, bhi)
     ylim = (ymin / 1.25, ymax * 1.2)
-    _log_axes(ax, *ylim, pct=pct, xlabel=f"{xlabel or data.data_unit + ' m'} (log scale)",
-              ylabel=f"{ylabel or data.metric_label} (log scale)")
+    _log_axes(
+        ax,
+        *ylim,
+        pct=pct,
+        xlabel=f"{xlabel or data.data_unit + ' m'} (log scale)",
+        ylabel=f"{ylabel or data.metric_label} (log scale)",
+    )
     ax.set_xlim(xlo, xhi)
 
     # regions of the fitted curve: small data | power law | irreducible
@@ -145,14 +168,23 @@ def draw_learning_curve(ax, data: ReportData, *, legend: bool = True, legend_col
     if fit is not None and (s_end or i_start):
         a = min(max(s_end or xlo, xlo), xhi)
         b = min(max(i_start or xhi, a), xhi)
-        for name, (l, r) in (("small data", (xlo, a)), ("power law", (a, b)), ("irreducible", (b, xhi))):
-            if r <= l:
+        for name, (left, r) in (("small data", (xlo, a)), ("power law", (a, b)), ("irreducible", (b, xhi))):
+            if r <= left:
                 continue
-            ax.axvspan(l, r, color=REGION[name], alpha=0.5, lw=0, zorder=0)
-            frac = math.log(r / l) / math.log(xhi / xlo)
+            ax.axvspan(left, r, color=REGION[name], alpha=0.5, lw=0, zorder=0)
+            frac = math.log(r / left) / math.log(xhi / xlo)
             if frac > 0.09:
-                ax.text(math.sqrt(l * r), 0.02, name, transform=ax.get_xaxis_transform(), ha="center",
-                        va="bottom", fontsize=9, color="#5c7080", fontweight="bold")
+                ax.text(
+                    math.sqrt(left * r),
+                    0.02,
+                    name,
+                    transform=ax.get_xaxis_transform(),
+                    ha="center",
+                    va="bottom",
+                    fontsize=9,
+                    color="#5c7080",
+                    fontweight="bold",
+                )
 
     # horizontal levels
     def hline(v, color, ls, text, va="center"):
@@ -162,8 +194,16 @@ def draw_learning_curve(ax, data: ReportData, *, legend: bool = True, legend_col
     if rg and ylim[0] < rg < ylim[1] * 1.01:
         hline(rg, RED, (0, (6, 3)), f"random guess {fmt.pct(rg) if pct else f'{rg:.3g}'}")
     if floor is not None and floor <= ylim[0]:
-        ax.text(xhi, ylim[0], f" floor {fmt.pct(floor) if pct else f'{floor:.2g}'}\n (below the axis)",
-                color=GREEN, va="bottom", ha="left", fontsize=9, clip_on=False)
+        ax.text(
+            xhi,
+            ylim[0],
+            f" floor {fmt.pct(floor) if pct else f'{floor:.2g}'}\n (below the axis)",
+            color=GREEN,
+            va="bottom",
+            ha="left",
+            fontsize=9,
+            clip_on=False,
+        )
     if floor and floor > ylim[0]:
         lab = f"floor {fmt.pct(floor) if pct else f'{floor:.3g}'}" + (f" ({fl['form']})" if fl.get("form") else "")
         if floor_ci and None not in floor_ci:
@@ -171,14 +211,21 @@ def draw_learning_curve(ax, data: ReportData, *, legend: bool = True, legend_col
             ax.axhspan(flo, floor_ci[1], color=GREEN, alpha=0.08, lw=0, zorder=0)
         hline(floor, GREEN, (0, (2, 2)), lab, va="bottom")  # above the Bayes label when both are close
     if data.bayes and data.bayes > ylim[0]:
-        hline(data.bayes, "#7157d9", (0, (1, 2)), f"Bayes error {fmt.pct(data.bayes) if pct else data.bayes}",
-              va="top")
+        hline(data.bayes, "#7157d9", (0, (1, 2)), f"Bayes error {fmt.pct(data.bayes) if pct else data.bayes}", va="top")
 
     # every trial, faint; then the per-subset best medians with the seed spread
     if len(ok):
         jit = np.exp(np.random.default_rng(0).uniform(-0.04, 0.04, len(ok)))
-        ax.scatter(ok["data_size"].to_numpy(float) * jit, ok["min_dev_error"], s=14, color="#5c7080",
-                   alpha=0.45, lw=0, zorder=2, label=f"every trial ({len(ok)})")
+        ax.scatter(
+            ok["data_size"].to_numpy(float) * jit,
+            ok["min_dev_error"],
+            s=14,
+            color="#5c7080",
+            alpha=0.45,
+            lw=0,
+            zorder=2,
+            label=f"every trial ({len(ok)})",
+        )
     if band is not None:
         xs, blo, bhi = band
         ax.fill_between(xs, blo, bhi, color=BLUE, alpha=0.13, lw=0, zorder=1, label="90% prediction band")
@@ -186,21 +233,48 @@ def draw_learning_curve(ax, data: ReportData, *, legend: bool = True, legend_col
         xin = np.geomspace(x.min(), x.max(), 100)
         xout = np.geomspace(x.max(), x.max() * EXTRAPOLATE, 60)
         ax.plot(xin, fit.predict(xin), color=BLUE, lw=2, zorder=3, label=f"fitted law ({lc.get('form', fit.form)})")
-        ax.plot(xout, fit.predict(xout), color=BLUE, lw=2, ls=(0, (5, 3)), zorder=3,
-                label=f"extrapolation to {EXTRAPOLATE}× data")
-    ax.errorbar(x, y, yerr=[np.clip(y - ylo, 0, None), np.clip(yhi - y, 0, None)], fmt="o", ms=6,
-                color=INK, mfc="white", mew=1.8, capsize=3, lw=1.2, zorder=4,
-                label=points_label)
+        ax.plot(
+            xout,
+            fit.predict(xout),
+            color=BLUE,
+            lw=2,
+            ls=(0, (5, 3)),
+            zorder=3,
+            label=f"extrapolation to {EXTRAPOLATE}× data",
+        )
+    ax.errorbar(
+        x,
+        y,
+        yerr=[np.clip(y - ylo, 0, None), np.clip(yhi - y, 0, None)],
+        fmt="o",
+        ms=6,
+        color=INK,
+        mfc="white",
+        mew=1.8,
+        capsize=3,
+        lw=1.2,
+        zorder=4,
+        label=points_label,
+    )
     for p in lc.get("predictions") or []:
         if p.get("value") and p["data_size"] == max(q["data_size"] for q in lc["predictions"]):
             v = p["value"]
             ax.plot([p["data_size"]], [v], marker="D", color=BLUE, ms=6, zorder=5)
             txt = f"{EXTRAPOLATE}× data: {fmt.pct(v) if pct else f'{v:.3g}'}"
             if p.get("lo") is not None and p.get("hi") is not None:
-                txt += (f"\n[{fmt.pct(p['lo'])}, {fmt.pct(p['hi'])}]" if pct else f"\n[{p['lo']:.3g}, {p['hi']:.3g}]")
-            ax.annotate(txt, (p["data_size"], v), xytext=(-10, 10), textcoords="offset points",
-                        ha="right", va="bottom", fontsize=9, color=BLUE, zorder=6,
-                        bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "none", "alpha": 0.85})
+                txt += f"\n[{fmt.pct(p['lo'])}, {fmt.pct(p['hi'])}]" if pct else f"\n[{p['lo']:.3g}, {p['hi']:.3g}]"
+            ax.annotate(
+                txt,
+                (p["data_size"], v),
+                xytext=(-10, 10),
+                textcoords="offset points",
+                ha="right",
+                va="bottom",
+                fontsize=9,
+                color=BLUE,
+                zorder=6,
+                bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "none", "alpha": 0.85},
+            )
     if legend:
         ax.legend(loc="upper left", bbox_to_anchor=(0, -0.13), ncol=legend_cols, fontsize=8.5)
     return ax
@@ -217,16 +291,25 @@ def per_size(data: ReportData) -> bytes | None:
         return None
     with matplotlib.rc_context(STYLE):
         fig, ax = _axes((6.4, 4.6))
-        _log_axes(ax, allv.min() / 1.15, allv.max() * 1.15, pct=pct, xlabel=f"{data.data_unit} m",
-                  ylabel=data.metric_label)
+        _log_axes(
+            ax, allv.min() / 1.15, allv.max() * 1.15, pct=pct, xlabel=f"{data.data_unit} m", ylabel=data.metric_label
+        )
         cmap = matplotlib.colormaps.get_cmap("viridis")
         lp = np.log([max(c["params"], 1) for c in curves])
         span = (lp.max() - lp.min()) or 1.0
-        for c, l in zip(curves, lp):
-            col = cmap(0.05 + 0.8 * (l - lp.min()) / span)
-            ax.errorbar(c["x"], c["y"], yerr=[np.clip(c["y"] - c["lo"], 0, None), np.clip(c["hi"] - c["y"], 0, None)],
-                        fmt="-o", ms=4, lw=1.6, capsize=2, color=col,
-                        label=f"{c['label']} ({fmt.human(c['params'])} params)")
+        for c, logp in zip(curves, lp):
+            col = cmap(0.05 + 0.8 * (logp - lp.min()) / span)
+            ax.errorbar(
+                c["x"],
+                c["y"],
+                yerr=[np.clip(c["y"] - c["lo"], 0, None), np.clip(c["hi"] - c["y"], 0, None)],
+                fmt="-o",
+                ms=4,
+                lw=1.6,
+                capsize=2,
+                color=col,
+                label=f"{c['label']} ({fmt.human(c['params'])} params)",
+            )
         ax.legend(loc="best", fontsize=8, ncol=1 if len(curves) <= 8 else 2)
         return _png(fig)
 
@@ -251,8 +334,13 @@ def model_size(data: ReportData) -> bytes | None:
                 lo_v, hi_v = min(lo_v, max(blo.min(), lo_v / 4)), max(hi_v, min(bhi.max(), hi_v * 4))
             xin, xout = np.geomspace(x.min(), x.max(), 60), np.geomspace(x.max(), x.max() * EXTRAPOLATE, 40)
             bp = law.get("exponent", fit.exponent)
-            ax.plot(xin, fit.predict(xin), color=ORANGE, lw=2,
-                    label=f"fitted s ∝ m^{bp:.2f}" if bp is not None else "fitted law")
+            ax.plot(
+                xin,
+                fit.predict(xin),
+                color=ORANGE,
+                lw=2,
+                label=f"fitted s ∝ m^{bp:.2f}" if bp is not None else "fitted law",
+            )
             ax.plot(xout, fit.predict(xout), color=ORANGE, lw=2, ls=(0, (5, 3)))
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -283,8 +371,9 @@ def factors(data: ReportData) -> bytes | None:
         return None
     with matplotlib.rc_context(STYLE):
         fig, ax = _axes((9.6, 5.0))
-        _log_axes(ax, min(ally) / 1.3, max(ally) * 1.25, pct=pct, xlabel=f"{data.data_unit} m",
-                  ylabel=data.metric_label)
+        _log_axes(
+            ax, min(ally) / 1.3, max(ally) * 1.25, pct=pct, xlabel=f"{data.data_unit} m", ylabel=data.metric_label
+        )
         ax.set_xlim(min(allx) / 1.5, max(allx) * 2.5)
         colors = matplotlib.colormaps.get_cmap("tab10")
         for i, (level, v) in enumerate(sorted(levels.items())):
@@ -335,11 +424,21 @@ def weighting(data: ReportData) -> bytes | None:
                 lo = np.array([p.get("dev_error_lo", p["dev_error"]) for p in c], float)
                 hi = np.array([p.get("dev_error_hi", p["dev_error"]) for p in c], float)
                 # w = 0 on a linear axis: weights are typically 0, 0.1 ... 1, a few values
-                ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="o-", color=col, ms=4, lw=1.5, capsize=2,
-                            label=f"{m.get('label', '')} ({fmt.human(m.get('params') or 0)})")
+                ax.errorbar(
+                    x,
+                    y,
+                    yerr=[y - lo, hi - y],
+                    fmt="o-",
+                    color=col,
+                    ms=4,
+                    lw=1.5,
+                    capsize=2,
+                    label=f"{m.get('label', '')} ({fmt.human(m.get('params') or 0)})",
+                )
                 ax.plot([m["best_weight"]], [m["best_dev_error"]], "o", ms=11, mfc="none", mec=RED, mew=1.5)
-            ax.set_title(f"{fmt.human(g['data_size'])} target + {fmt.human(g.get('aux_size', 0))} auxiliary",
-                         fontsize=10)
+            ax.set_title(
+                f"{fmt.human(g['data_size'])} target + {fmt.human(g.get('aux_size', 0))} auxiliary", fontsize=10
+            )
             ws = sorted({p["weight"] for m in g["models"] for p in m["curve"]})
             pos = [v for v in ws if v > 0]
             if pos and max(pos) / min(pos) > 20:  # weights like 0, 0.01, 0.1, 1: log spacing, 0 kept
@@ -356,8 +455,13 @@ def weighting(data: ReportData) -> bytes | None:
         return _png(fig)
 
 
-PLOTS = {"learning_curve": learning_curve, "model_size_curves": per_size, "model_size": model_size,
-         "factors": factors, "weighting": weighting}
+PLOTS = {
+    "learning_curve": learning_curve,
+    "model_size_curves": per_size,
+    "model_size": model_size,
+    "factors": factors,
+    "weighting": weighting,
+}
 
 
 def make_plots(data: ReportData, out_dir: Path | None = None) -> dict[str, bytes]:

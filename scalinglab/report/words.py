@@ -21,8 +21,6 @@ HESTNESS_SIZE = "0.5 to 1"
 Fmt = ErrorFormat  # (the name the report modules use)
 
 
-
-
 def region_of(x: float, regions: dict) -> str | None:
     """Which region of the fitted curve a data size lies in (None when the fit has no regions)."""
     s, i = regions.get("small_data_end"), regions.get("irreducible_start")
@@ -39,7 +37,7 @@ REGION_ADVICE = {
     "small data": "error is still near the random-guess plateau; the power law has not set in yet",
     "power law": "more data keeps paying at the fitted rate",
     "irreducible": "error has flattened at the floor; more data alone buys little (try a better model "
-                   "family or check label noise)",
+    "family or check label noise)",
 }
 
 
@@ -67,65 +65,108 @@ def headline(d: ReportData, f: Fmt) -> dict:
         else:
             s += "; the fitted form has no floor"
         sentences.append(s + ".")
-        cards.append({"label": "learning-curve exponent", "value": num(e, 2), "sub": interval(eci) or "",
-                      "hint": f"Hestness et al.: {HESTNESS_EXPONENTS}"})
+        cards.append(
+            {
+                "label": "learning-curve exponent",
+                "value": num(e, 2),
+                "sub": interval(eci) or "",
+                "hint": f"Hestness et al.: {HESTNESS_EXPONENTS}",
+            }
+        )
         if floor is not None:
-            cards.append({"label": "irreducible floor", "value": f.err(floor), "sub": f.err_ci(fci),
-                          "hint": "left at infinite data" + (f" ({fl['form']} fit)" if fl.get("form") else "")})
+            cards.append(
+                {
+                    "label": "irreducible floor",
+                    "value": f.err(floor),
+                    "sub": f.err_ci(fci),
+                    "hint": "left at infinite data" + (f" ({fl['form']} fit)" if fl.get("form") else ""),
+                }
+            )
         if d.bayes is not None and floor is not None:
             sentences.append(f"The data set's known Bayes error is {f.err(d.bayes)}.")
         if pts:
             where = region_of(pts[-1]["data_size"], reg)
             if where:
-                sentences.append(f"The largest subset ({count(pts[-1]['data_size'])} examples) lies in the "
-                                 f"{where} region: {REGION_ADVICE[where]}.")
+                sentences.append(
+                    f"The largest subset ({count(pts[-1]['data_size'])} examples) lies in the "
+                    f"{where} region: {REGION_ADVICE[where]}."
+                )
         if _loose(e, eci):
-            cautions.append(f"The learning-curve exponent is poorly determined (90% CI {interval(eci)}): "
-                            "more data sizes, a wider range of them, or more seeds would pin it down; "
-                            "read the predictions with their intervals.")
+            cautions.append(
+                f"The learning-curve exponent is poorly determined (90% CI {interval(eci)}): "
+                "more data sizes, a wider range of them, or more seeds would pin it down; "
+                "read the predictions with their intervals."
+            )
         if lc.get("converged") is False:
             cautions.append(f"The learning-curve fit did not converge ({lc.get('message', '')}).")
         if last_break is not None and pts and last_break > max(p["data_size"] for p in pts):
-            cautions.append(f"The exponent is that of the fitted curve beyond its last break, at m ≈ "
-                            f"{count(last_break)}: past the largest subset, so no measured point shows it.")
+            cautions.append(
+                f"The exponent is that of the fitted curve beyond its last break, at m ≈ "
+                f"{count(last_break)}: past the largest subset, so no measured point shows it."
+            )
         cal = lc.get("calibration") or {}
         if isinstance(cal.get("source"), str) and cal["source"].startswith("prior"):
             from scalinglab.fit.select import MIN_HELD
 
             n_held = int(cal.get("n_heldout") or 0)
-            cautions.append(f"Prediction intervals use a prior guess for the extrapolation error, not a "
-                            f"backtest on this curve: its backtest had {n_held} held-out point"
-                            f"{'s' if n_held != 1 else ''} ({MIN_HELD} needed). More data sizes would "
-                            "calibrate them.")
+            cautions.append(
+                f"Prediction intervals use a prior guess for the extrapolation error, not a "
+                f"backtest on this curve: its backtest had {n_held} held-out point"
+                f"{'s' if n_held != 1 else ''} ({MIN_HELD} needed). More data sizes would "
+                "calibrate them."
+            )
     elif pts:
         n = len({p["data_size"] for p in pts})
-        sentences.append(f"No law fitted: {n} data size{'s' if n != 1 else ''} with finished trials "
-                         f"(a fit needs at least 4).")
+        sentences.append(
+            f"No law fitted: {n} data size{'s' if n != 1 else ''} with finished trials (a fit needs at least 4)."
+        )
     else:
         sentences.append("No finished trials yet: nothing to fit or plot.")
     if sl and sl.get("exponent") is not None:
-        sentences.append(f"The best model grows as m^{num(sl['exponent'], 2)} "
-                         f"{('(90% CI ' + interval(sl.get('exponent_ci')) + ')') if interval(sl.get('exponent_ci')) else ''}"
-                         f" in parameters (Hestness et al.: {HESTNESS_SIZE}).".replace("  ", " "))
+        sentences.append(
+            f"The best model grows as m^{num(sl['exponent'], 2)} "
+            f"{('(90% CI ' + interval(sl.get('exponent_ci')) + ')') if interval(sl.get('exponent_ci')) else ''}"
+            f" in parameters (Hestness et al.: {HESTNESS_SIZE}).".replace("  ", " ")
+        )
         if _loose(sl["exponent"], sl.get("exponent_ci")):
             cautions.append(f"The model-size exponent is poorly determined (90% CI {interval(sl.get('exponent_ci'))}).")
-        cards.append({"label": "model-size exponent", "value": num(sl["exponent"], 2),
-                      "sub": interval(sl.get("exponent_ci")), "hint": f"Hestness et al.: {HESTNESS_SIZE}"})
+        cards.append(
+            {
+                "label": "model-size exponent",
+                "value": num(sl["exponent"], 2),
+                "sub": interval(sl.get("exponent_ci")),
+                "hint": f"Hestness et al.: {HESTNESS_SIZE}",
+            }
+        )
     preds = (lc or {}).get("predictions") or []
     if preds:
-        parts = [f"{f.err(p.get('value'))} {f.err_ci([p.get('lo'), p.get('hi')])} at {count(p['data_size'])}"
-                 for p in preds]
+        parts = [
+            f"{f.err(p.get('value'))} {f.err_ci([p.get('lo'), p.get('hi')])} at {count(p['data_size'])}" for p in preds
+        ]
         sentences.append("Predicted dev error with more data (90% intervals): " + "; ".join(parts) + ".")
         last = preds[-1]
-        cards.append({"label": f"predicted at {human(last['data_size'])} examples",
-                      "value": f.err(last.get("value")), "sub": f.err_ci([last.get("lo"), last.get("hi")]),
-                      "hint": f"{_mult(last['data_size'], pts)} the largest subset"})
+        cards.append(
+            {
+                "label": f"predicted at {human(last['data_size'])} examples",
+                "value": f.err(last.get("value")),
+                "sub": f.err_ci([last.get("lo"), last.get("hi")]),
+                "hint": f"{_mult(last['data_size'], pts)} the largest subset",
+            }
+        )
     if best:
-        sentences.append(f"Best measured: {f.err(best['error'])} dev error with {count(best['data_size'])} "
-                         f"examples ({size_label(best.get('model_size'))}, {human(best.get('params') or 0)} "
-                         f"params; median of {best.get('n_seeds', '?')} seeds).")
-        cards.append({"label": "best measured", "value": f.err(best["error"]),
-                      "sub": f"at {human(best['data_size'])} examples", "hint": size_label(best.get("model_size"))})
+        sentences.append(
+            f"Best measured: {f.err(best['error'])} dev error with {count(best['data_size'])} "
+            f"examples ({size_label(best.get('model_size'))}, {human(best.get('params') or 0)} "
+            f"params; median of {best.get('n_seeds', '?')} seeds)."
+        )
+        cards.append(
+            {
+                "label": "best measured",
+                "value": f.err(best["error"]),
+                "sub": f"at {human(best['data_size'])} examples",
+                "hint": size_label(best.get("model_size")),
+            }
+        )
     cautions.extend(d.notes)
     return {"sentences": sentences, "cards": cards, "cautions": cautions}
 
@@ -156,12 +197,27 @@ def predictions_table(d: ReportData, f: Fmt) -> dict | None:
     rows = []
     for p in preds:
         sp = sizes.get(p["data_size"], {})
-        rows.append([count(p["data_size"]), _mult(p["data_size"], d.points), f.err(p.get("value")),
-                     f.err_ci([p.get("lo"), p.get("hi")]),
-                     human(sp["value"]) if sp.get("value") else "n/a",
-                     f"[{human(sp['lo'])}, {human(sp['hi'])}]" if sp.get("lo") and sp.get("hi") else ""])
-    return {"head": ["training examples", "× largest", "predicted dev error", "90% interval",
-                     "best model params", "90% interval"], "rows": rows}
+        rows.append(
+            [
+                count(p["data_size"]),
+                _mult(p["data_size"], d.points),
+                f.err(p.get("value")),
+                f.err_ci([p.get("lo"), p.get("hi")]),
+                human(sp["value"]) if sp.get("value") else "n/a",
+                f"[{human(sp['lo'])}, {human(sp['hi'])}]" if sp.get("lo") and sp.get("hi") else "",
+            ]
+        )
+    return {
+        "head": [
+            "training examples",
+            "× largest",
+            "predicted dev error",
+            "90% interval",
+            "best model params",
+            "90% interval",
+        ],
+        "rows": rows,
+    }
 
 
 def laws_table(d: ReportData) -> list[dict]:
@@ -169,18 +225,27 @@ def laws_table(d: ReportData) -> list[dict]:
     for title, law in (("Learning curve", d.lc), ("Model-size law", d.size_law)):
         if not law:
             continue
-        rows = [[k, num(v, 4), interval((law.get("ci") or {}).get(k), ".4g")]
-                for k, v in (law.get("params") or {}).items()]
+        rows = [
+            [k, num(v, 4), interval((law.get("ci") or {}).get(k), ".4g")] for k, v in (law.get("params") or {}).items()
+        ]
         rows.append(["exponent", num(law.get("exponent"), 4), interval(law.get("exponent_ci"), ".4g")])
         scores = law.get("scores") or {}
         chosen = ""
         if scores:
             chosen = "chosen by extrapolation score (held-out RMSLE, lower is better): " + ", ".join(
-                f"{k} {num(v, 3)}" for k, v in sorted(scores.items(), key=lambda kv: (kv[1] is None, kv[1] or 0)))
-        out.append({"title": title, "form": law.get("form", "?"), "formula": law.get("formula", ""),
-                    "rows": rows, "note": chosen,
-                    "fit": f"{law.get('n_points', '?')} points; "
-                           f"{'converged' if law.get('converged', True) else 'NOT converged: ' + str(law.get('message'))}"})
+                f"{k} {num(v, 3)}" for k, v in sorted(scores.items(), key=lambda kv: (kv[1] is None, kv[1] or 0))
+            )
+        out.append(
+            {
+                "title": title,
+                "form": law.get("form", "?"),
+                "formula": law.get("formula", ""),
+                "rows": rows,
+                "note": chosen,
+                "fit": f"{law.get('n_points', '?')} points; "
+                f"{'converged' if law.get('converged', True) else 'NOT converged: ' + str(law.get('message'))}",
+            }
+        )
     return out
 
 
@@ -199,28 +264,50 @@ def best_table(d: ReportData, f: Fmt) -> dict | None:
             sel = df[(df["data_size"] == p["data_size"]) & (df["status"] == "ok") & (df["model_size"] == ms)]
             tr = finite(sel["final_train_error"].median()) if len(sel) and tr is None else tr
             te = finite(sel["test_error"].median()) if len(sel) and te is None else te
-        rows.append([count(p["data_size"]), size_label(p.get("model_size")), human(p.get("params") or 0)]
-                    + [num(finite(p.get(k)), 3) for k in hp]
-                    + [f.err(p["error"]), f"{f.err(p.get('error_lo'))} – {f.err(p.get('error_hi'))}",
-                       str(p.get("n_seeds", "")), f.err(tr), f.err(te)])
-    return {"head": ["training examples", "best model", "params"] + [k.replace("_", " ") for k in hp]
-            + ["dev error (median)", "seed range", "seeds", "train error", "test error"], "rows": rows}
+        rows.append(
+            [count(p["data_size"]), size_label(p.get("model_size")), human(p.get("params") or 0)]
+            + [num(finite(p.get(k)), 3) for k in hp]
+            + [
+                f.err(p["error"]),
+                f"{f.err(p.get('error_lo'))} – {f.err(p.get('error_hi'))}",
+                str(p.get("n_seeds", "")),
+                f.err(tr),
+                f.err(te),
+            ]
+        )
+    return {
+        "head": ["training examples", "best model", "params"]
+        + [k.replace("_", " ") for k in hp]
+        + ["dev error (median)", "seed range", "seeds", "train error", "test error"],
+        "rows": rows,
+    }
 
 
-
-
-TRIAL_COLS = [("status", "status"), ("data_size", "examples"), ("_size", "model"), ("params", "params"),
-              ("seed", "seed"), ("min_dev_error", "min dev error"), ("best_epoch", "best epoch"),
-              ("epochs", "epochs"), ("final_train_error", "train error"), ("test_error", "test error"),
-              ("wall_time", "wall s"), ("id", "id")]
+TRIAL_COLS = [
+    ("status", "status"),
+    ("data_size", "examples"),
+    ("_size", "model"),
+    ("params", "params"),
+    ("seed", "seed"),
+    ("min_dev_error", "min dev error"),
+    ("best_epoch", "best epoch"),
+    ("epochs", "epochs"),
+    ("final_train_error", "train error"),
+    ("test_error", "test error"),
+    ("wall_time", "wall s"),
+    ("id", "id"),
+]
 
 
 def trials_table(d: ReportData, f: Fmt) -> dict:
     """All trials; each cell is (text, sort key) so the HTML table can sort numerically."""
     df = d.trials
     # hyperparameters only when the study varied them (a search), tags always
-    hp_cols = [c for c in ("optimizer", "lr", "weight_decay", "batchnorm")
-               if c in df.columns and df[c].astype(str).nunique() > 1]
+    hp_cols = [
+        c
+        for c in ("optimizer", "lr", "weight_decay", "batchnorm")
+        if c in df.columns and df[c].astype(str).nunique() > 1
+    ]
     tag_cols = hp_cols + [c for c in df.columns if c.startswith("tag_")]
     head = [h for _, h in TRIAL_COLS] + [c[4:] if c.startswith("tag_") else c.replace("_", " ") for c in tag_cols]
     rows = []
@@ -258,8 +345,16 @@ def failed_table(d: ReportData) -> dict | None:
     bad = df[df["status"] != "ok"] if len(df) else df
     if not len(bad):
         return None
-    rows = [[str(r["status"]), count(r["data_size"]), size_label(r["model_size"]), str(r["seed"]),
-             str(r.get("error") or "(no reason recorded)")] for r in bad.to_dict("records")]
+    rows = [
+        [
+            str(r["status"]),
+            count(r["data_size"]),
+            size_label(r["model_size"]),
+            str(r["seed"]),
+            str(r.get("error") or "(no reason recorded)"),
+        ]
+        for r in bad.to_dict("records")
+    ]
     return {"head": ["status", "examples", "model", "seed", "reason"], "rows": rows}
 
 
@@ -311,7 +406,9 @@ def subtitle(d: ReportData) -> str:
     if model.get("family"):
         parts.append(f"model {model['family']}")
     if d.points:
-        parts.append(f"{len(d.points)} subsets, {count(d.points[0]['data_size'])}–{count(d.points[-1]['data_size'])} examples")
+        parts.append(
+            f"{len(d.points)} subsets, {count(d.points[0]['data_size'])}–{count(d.points[-1]['data_size'])} examples"
+        )
     if t.get("total") is not None:
         extra = ", ".join(f"{t[k]} {k}" for k in ("diverged", "failed") if t.get(k))
         parts.append(f"{t['total']} trials" + (f" ({extra})" if extra else ""))
@@ -335,21 +432,39 @@ def factor_section(d: ReportData, f: Fmt) -> dict | None:
         lc = comparison_exponent(d.summary, level) or v.get("learning_curve") or {}
         fl = v.get("floor") if isinstance(v.get("floor"), dict) else {}
         last = pts[-1] if pts else None
-        rows.append([str(level), num(lc.get("exponent"), 2), interval(lc.get("exponent_ci")),
-                     f.err(finite(fl.get("value"))) if fl else "n/a", f.err_ci(fl.get("ci90")) if fl else "",
-                     f"{f.err(last['error'])} at {count(last['data_size'])}" if last else "n/a"])
+        rows.append(
+            [
+                str(level),
+                num(lc.get("exponent"), 2),
+                interval(lc.get("exponent_ci")),
+                f.err(finite(fl.get("value"))) if fl else "n/a",
+                f.err_ci(fl.get("ci90")) if fl else "",
+                f"{f.err(last['error'])} at {count(last['data_size'])}" if last else "n/a",
+            ]
+        )
     comp = fac.get("comparison") or {}
-    ratios = [f"{_ratio_label(k)}: {num(v, 3)}×" for k, v in comp.items()
-              if k.startswith("error_ratio_") and v is not None]
-    return {"name": str(fac.get("name") or "factor"), "verdict": str(comp.get("verdict") or ""),
-            "ratios": ratios,
-            "head": ["level", "exponent" + (f" ({lc['form']} fit)" if lc.get("form") else ""), "90% CI",
-                     "floor", "90% CI", "best at largest subset"], "rows": rows}
+    ratios = [
+        f"{_ratio_label(k)}: {num(v, 3)}×" for k, v in comp.items() if k.startswith("error_ratio_") and v is not None
+    ]
+    return {
+        "name": str(fac.get("name") or "factor"),
+        "verdict": str(comp.get("verdict") or ""),
+        "ratios": ratios,
+        "head": [
+            "level",
+            "exponent" + (f" ({lc['form']} fit)" if lc.get("form") else ""),
+            "90% CI",
+            "floor",
+            "90% CI",
+            "best at largest subset",
+        ],
+        "rows": rows,
+    }
 
 
 def _ratio_label(key: str) -> str:
     """'error_ratio_adam_over_sgd_at_largest' -> 'adam / sgd at the largest shared size'."""
-    body = key[len("error_ratio_"):]
+    body = key[len("error_ratio_") :]
     where = " (median over shared sizes)"
     if body.endswith("_at_largest"):
         body, where = body[: -len("_at_largest")], " at the largest shared size"
@@ -364,12 +479,32 @@ def weighting_table(d: ReportData, f: Fmt) -> dict | None:
     rows, findings = [], []
     for g in w["by_data_size"]:
         for m in g.get("models") or []:
-            rows.append([count(g.get("data_size", 0)), count(g.get("aux_size", 0)), str(m.get("label", "")),
-                         human(m.get("params") or 0), num(finite(m.get("best_weight")), 3),
-                         f.err(finite(m.get("best_dev_error"))), f.err(finite(m.get("test_error_at_best"))),
-                         f.err(finite(m.get("test_error_w0")))])
+            rows.append(
+                [
+                    count(g.get("data_size", 0)),
+                    count(g.get("aux_size", 0)),
+                    str(m.get("label", "")),
+                    human(m.get("params") or 0),
+                    num(finite(m.get("best_weight")), 3),
+                    f.err(finite(m.get("best_dev_error"))),
+                    f.err(finite(m.get("test_error_at_best"))),
+                    f.err(finite(m.get("test_error_w0"))),
+                ]
+            )
         if g.get("finding"):
             findings.append(f"{count(g.get('data_size', 0))} examples: {g['finding']}")
-    return {"head": ["examples", "auxiliary examples", "model", "params", "best w", "dev error at best w",
-                     "test error at best w", "test error at w=0"], "rows": rows, "findings": findings,
-            "selection": str(w.get("selection") or "")}
+    return {
+        "head": [
+            "examples",
+            "auxiliary examples",
+            "model",
+            "params",
+            "best w",
+            "dev error at best w",
+            "test error at best w",
+            "test error at w=0",
+        ],
+        "rows": rows,
+        "findings": findings,
+        "selection": str(w.get("selection") or ""),
+    }

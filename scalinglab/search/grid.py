@@ -14,8 +14,7 @@ def base_spec(study: Study, data_size: int, size: dict, seed: int, **train_overr
     train = study.train.builtin_dict()
     train.update(train_overrides)
     spec = {
-        "data": {"name": study.data.name, "options": dict(study.data.options),
-                 "split_seed": study.data.split_seed},
+        "data": {"name": study.data.name, "options": dict(study.data.options), "split_seed": study.data.split_seed},
         "data_size": int(data_size),
         "model": {"family": study.model.family, "size": dict(size), "batchnorm": study.model.batchnorm},
         "train": train,
@@ -34,8 +33,11 @@ def _user_spec(study: Study, data_size: int, size: dict, seed: int, overrides: d
     m = study_metric(study.to_dict())
     return {
         # "unit" is a label, not part of what a trial is
-        "data": {"name": "indices", "options": {k: v for k, v in study.data.options.items() if k != "unit"},
-                 "split_seed": study.data.split_seed},
+        "data": {
+            "name": "indices",
+            "options": {k: v for k, v in study.data.options.items() if k != "unit"},
+            "split_seed": study.data.split_seed,
+        },
         "data_size": int(data_size),
         "model": {"family": "user", "size": dict(size)},
         "train": {**study.train.hparams_dict(), **overrides},

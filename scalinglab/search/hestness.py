@@ -39,14 +39,16 @@ def size_table(study: Study) -> list[tuple[dict, int]]:
     the i-th listed size (the search only uses the counts to order sizes and to move between them in
     log space)."""
     if study.train.user:
-        return [(s, int(s.get("params", 2 ** i))) for i, s in enumerate(study.model.size_grid())]
+        return [(s, int(s.get("params", 2**i))) for i, s in enumerate(study.model.size_grid())]
     from scalinglab.data import load
     from scalinglab.models import describe_spec
 
     ds = load(study.data.name, study.data.options)
     # describe_spec: a registered family or a byo factory (the spec's model entry names it)
-    rows = [(s, describe_spec(base_spec(study, 1, s, 0)["model"], ds.input_shape, ds.n_classes)["params"])
-            for s in study.model.size_grid()]
+    rows = [
+        (s, describe_spec(base_spec(study, 1, s, 0)["model"], ds.input_shape, ds.n_classes)["params"])
+        for s in study.model.size_grid()
+    ]
     return sorted(rows, key=lambda r: r[1])
 
 
@@ -99,8 +101,11 @@ class HestnessSearch:
             return None
         rs = [results[trial_id(s)] for s, _ in probes]
         for i, r in enumerate(rs):
-            if r["status"] == "ok" and r["final_train_error"] is not None \
-                    and r["final_train_error"] <= self.cfg.overfit_threshold:
+            if (
+                r["status"] == "ok"
+                and r["final_train_error"] is not None
+                and r["final_train_error"] <= self.cfg.overfit_threshold
+            ):
                 return i
         if not any(r["status"] == "ok" and r["final_train_error"] is not None for r in rs):
             return 0  # a user trainer that reports no train error: start small (small data, small models)
@@ -110,8 +115,11 @@ class HestnessSearch:
     def candidates(self, k: int, small_i: int) -> list[tuple[int, float, float]]:
         """(size index, lr, weight decay) of the candidates for data size index k."""
         n_sub = len(self.data_sizes)
-        t = 0.0 if n_sub == 1 else math.log(self.data_sizes[k] / self.data_sizes[0]) / \
-            math.log(self.data_sizes[-1] / self.data_sizes[0])
+        t = (
+            0.0
+            if n_sub == 1
+            else math.log(self.data_sizes[k] / self.data_sizes[0]) / math.log(self.data_sizes[-1] / self.data_sizes[0])
+        )
         lp = [math.log(p) for _, p in self.sizes]
         centre_lp = (1 - t) * lp[small_i] + t * lp[self.ref_index]
         c = min(range(len(lp)), key=lambda i: abs(lp[i] - centre_lp))
@@ -172,8 +180,12 @@ class HestnessSearch:
             for k, n in enumerate(self.data_sizes):
                 cands = self.candidates(k, small[level_name(level)])
                 for e, (i, lr, wd) in enumerate(self.lr_extensions(k, cands, results, level)):
-                    out.append((self.spec(n, i, lr, wd, 0, level),
-                                {"stage": "lr-edge", "candidate": len(cands) + e, "level": level_name(level)}))
+                    out.append(
+                        (
+                            self.spec(n, i, lr, wd, 0, level),
+                            {"stage": "lr-edge", "candidate": len(cands) + e, "level": level_name(level)},
+                        )
+                    )
         return out
 
     def stage1_trials(self, small: dict) -> list[tuple[dict, dict]]:
@@ -181,8 +193,12 @@ class HestnessSearch:
         for level in self.levels:
             for k, n in enumerate(self.data_sizes):
                 for j, (i, lr, wd) in enumerate(self.candidates(k, small[level_name(level)])):
-                    out.append((self.spec(n, i, lr, wd, 0, level),
-                                {"stage": "candidate", "candidate": j, "level": level_name(level)}))
+                    out.append(
+                        (
+                            self.spec(n, i, lr, wd, 0, level),
+                            {"stage": "candidate", "candidate": j, "level": level_name(level)},
+                        )
+                    )
         return out
 
     # --- phase 3: seeds for the promising candidates ------------------------------------------
@@ -199,8 +215,12 @@ class HestnessSearch:
                 for _, _, j in sorted(scored)[: self.cfg.promote]:
                     i, lr, wd = cands[j]
                     for seed in range(1, self.study.seeds):
-                        out.append((self.spec(n, i, lr, wd, seed, level),
-                                    {"stage": "seeds", "candidate": j, "level": level_name(level)}))
+                        out.append(
+                            (
+                                self.spec(n, i, lr, wd, seed, level),
+                                {"stage": "seeds", "candidate": j, "level": level_name(level)},
+                            )
+                        )
         return out
 
     # --- driver ------------------------------------------------------------------------------
@@ -209,8 +229,9 @@ class HestnessSearch:
         out = [t for level in self.levels for t in self.overfit_trials(level)]
         small = {level_name(lv): self.small_end(results, lv) for lv in self.levels}
         if all(v is not None for v in small.values()):
-            out += self.stage1_trials(small) + self.extension_trials(small, results) + \
-                self.stage2_trials(small, results)
+            out += (
+                self.stage1_trials(small) + self.extension_trials(small, results) + self.stage2_trials(small, results)
+            )
         return out
 
     def next_trials(self, results: dict[str, dict]) -> list[tuple[dict, dict]]:
@@ -224,8 +245,11 @@ class HestnessSearch:
             return missing
         small = {level_name(lv): self.small_end(results, lv) for lv in self.levels}
         # extensions come one step per round (each step needs the previous one's result)
-        for phase in (lambda: self.stage1_trials(small), lambda: self.extension_trials(small, results),
-                      lambda: self.stage2_trials(small, results)):
+        for phase in (
+            lambda: self.stage1_trials(small),
+            lambda: self.extension_trials(small, results),
+            lambda: self.stage2_trials(small, results),
+        ):
             missing = [t for t in phase() if trial_id(t[0]) not in results]
             if missing:
                 return missing
@@ -233,6 +257,6 @@ class HestnessSearch:
 
     def estimate_total(self) -> int:
         per_level = len(self.sizes) + len(self.data_sizes) * (
-            self.cfg.candidates + self.cfg.promote * (self.study.seeds - 1))
+            self.cfg.candidates + self.cfg.promote * (self.study.seeds - 1)
+        )
         return per_level * len(self.levels)
-

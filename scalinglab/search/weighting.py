@@ -16,8 +16,11 @@ from scalinglab.search.grid import FixedPlan, base_spec
 def aux_part(study: Study, data_size: int, weight: float) -> dict:
     """The spec's "aux" entry for one target data size and weight."""
     a = study.aux
-    return {"data": {"name": a.name, "options": dict(a.options), "split_seed": a.split_seed},
-            "size": a.n_aux(data_size), "weight": float(weight)}
+    return {
+        "data": {"name": a.name, "options": dict(a.options), "split_seed": a.split_seed},
+        "size": a.n_aux(data_size),
+        "weight": float(weight),
+    }
 
 
 def plan_weighting(study: Study) -> list[tuple[dict, dict]]:

@@ -57,9 +57,29 @@ CREATE TABLE IF NOT EXISTS studies (
 );
 """
 
-_COLUMNS = ["id", "study", "status", "data_size", "model_size", "seed", "min_dev_error", "best_epoch",
-            "epochs", "final_train_error", "test_error", "params", "train_flops_per_example",
-            "train_flops", "wall_time", "device", "error", "spec", "result", "tags", "finished_at"]
+_COLUMNS = [
+    "id",
+    "study",
+    "status",
+    "data_size",
+    "model_size",
+    "seed",
+    "min_dev_error",
+    "best_epoch",
+    "epochs",
+    "final_train_error",
+    "test_error",
+    "params",
+    "train_flops_per_example",
+    "train_flops",
+    "wall_time",
+    "device",
+    "error",
+    "spec",
+    "result",
+    "tags",
+    "finished_at",
+]
 
 
 def _retry(fn, tries: int = 50):
@@ -68,7 +88,7 @@ def _retry(fn, tries: int = 50):
         try:
             return fn()
         except sqlite3.OperationalError as e:
-            if "locked" not in str(e) and "busy" not in str(e) or i == tries - 1:
+            if ("locked" not in str(e) and "busy" not in str(e)) or i == tries - 1:
                 raise
             time.sleep(0.05 * (1 + i % 10))
 
@@ -130,13 +150,17 @@ class Store:
             if self.conn is not None:
                 self.conn.close()
             _remove_made(made)  # nothing partial: a store this call began and could not finish goes
-            raise UserError(f"{self.path}: cannot {'read' if readonly else 'open'} the results store ({e}); "
-                            f"allowed: a scalinglab results.sqlite in a writable folder (or a folder without "
-                            f"one; choose it with --out)") from None
+            raise UserError(
+                f"{self.path}: cannot {'read' if readonly else 'open'} the results store ({e}); "
+                f"allowed: a scalinglab results.sqlite in a writable folder (or a folder without "
+                f"one; choose it with --out)"
+            ) from None
         except OSError as e:
             _remove_made(made)
-            raise UserError(f"{self.path.parent}: cannot create the output folder ({e.strerror or e}); "
-                            f"allowed: a writable folder (choose it with --out)") from None
+            raise UserError(
+                f"{self.path.parent}: cannot create the output folder ({e.strerror or e}); "
+                f"allowed: a writable folder (choose it with --out)"
+            ) from None
 
     def _check_ours(self) -> None:
         """A database with tables but not ours is someone else's: refuse it, untouched."""
@@ -154,11 +178,13 @@ class Store:
             problem = "it is empty"
         if problem:
             self.conn.close()
-            raise UserError(f"{self.path}: not a scalinglab results store ({problem}); allowed: a "
-                            f"results.sqlite written by scalinglab (for a run: choose another folder with --out)")
+            raise UserError(
+                f"{self.path}: not a scalinglab results store ({problem}); allowed: a "
+                f"results.sqlite written by scalinglab (for a run: choose another folder with --out)"
+            )
 
     @classmethod
-    def open_existing(cls, folder: str | Path, *, readonly: bool = True) -> "Store":
+    def open_existing(cls, folder: str | Path, *, readonly: bool = True) -> Store:
         """An existing store, by default read-only (see __init__)."""
         from scalinglab.errors import UserError
 
@@ -187,19 +213,33 @@ class Store:
                 "INSERT INTO studies(name, config, source, started_at, updated_at, info) VALUES (?,?,?,?,?,?) "
                 "ON CONFLICT(name) DO UPDATE SET config=excluded.config, source=excluded.source, "
                 "updated_at=excluded.updated_at",
-                (name, json.dumps(config), source, now, now, json.dumps(info or {})))
+                (name, json.dumps(config), source, now, now, json.dumps(info or {})),
+            )
+
         _retry(write)
 
     def update_study_info(self, name: str, **info):
         row = self.conn.execute("SELECT info FROM studies WHERE name=?", (name,)).fetchone()
         merged = {**(json.loads(row[0]) if row else {}), **info}
-        _retry(lambda: self.conn.execute("UPDATE studies SET info=?, updated_at=? WHERE name=?",
-                                         (json.dumps(merged), time.time(), name)))
+        _retry(
+            lambda: self.conn.execute(
+                "UPDATE studies SET info=?, updated_at=? WHERE name=?", (json.dumps(merged), time.time(), name)
+            )
+        )
 
     def studies(self) -> list[dict]:
         rows = self.conn.execute("SELECT name, config, source, started_at, updated_at, info FROM studies").fetchall()
-        return [{"name": r[0], "config": json.loads(r[1]), "source": r[2], "started_at": r[3],
-                 "updated_at": r[4], "info": json.loads(r[5])} for r in rows]
+        return [
+            {
+                "name": r[0],
+                "config": json.loads(r[1]),
+                "source": r[2],
+                "started_at": r[3],
+                "updated_at": r[4],
+                "info": json.loads(r[5]),
+            }
+            for r in rows
+        ]
 
     # --- trials ----------------------------------------------------------------------------------
     def add(self, study: str, spec: dict, result: dict, tags: dict | None = None) -> bool:
@@ -209,40 +249,64 @@ class Store:
         model) is replaced by a new result of the same trial: that is how `--retry-failed` reruns it.
         Any other stored trial is kept as it is."""
         row = {
-            "id": result["id"], "study": study, "status": result["status"],
-            "data_size": spec["data_size"], "model_size": json.dumps(spec["model"]["size"], sort_keys=True),
-            "seed": spec["seed"], "spec": json.dumps(spec, sort_keys=True),
-            "result": json.dumps(result), "tags": json.dumps(tags or {}, sort_keys=True),
+            "id": result["id"],
+            "study": study,
+            "status": result["status"],
+            "data_size": spec["data_size"],
+            "model_size": json.dumps(spec["model"]["size"], sort_keys=True),
+            "seed": spec["seed"],
+            "spec": json.dumps(spec, sort_keys=True),
+            "result": json.dumps(result),
+            "tags": json.dumps(tags or {}, sort_keys=True),
             "finished_at": time.time(),
         }
-        for k in ("min_dev_error", "best_epoch", "epochs", "final_train_error", "test_error", "params",
-                  "train_flops_per_example", "train_flops", "wall_time", "device", "error"):
+        for k in (
+            "min_dev_error",
+            "best_epoch",
+            "epochs",
+            "final_train_error",
+            "test_error",
+            "params",
+            "train_flops_per_example",
+            "train_flops",
+            "wall_time",
+            "device",
+            "error",
+        ):
             row[k] = result.get(k)
-        sql = (f"INSERT INTO trials({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
-               f"ON CONFLICT(id) DO UPDATE SET {', '.join(f'{c}=excluded.{c}' for c in _COLUMNS[1:])} "
-               "WHERE trials.status = 'failed'")
+        sql = (
+            f"INSERT INTO trials({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+            f"ON CONFLICT(id) DO UPDATE SET {', '.join(f'{c}=excluded.{c}' for c in _COLUMNS[1:])} "
+            "WHERE trials.status = 'failed'"
+        )
         cur = _retry(lambda: self.conn.execute(sql, [row[c] for c in _COLUMNS]))
         return cur.rowcount == 1
 
     def result_index(self, study: str | None = None) -> dict[str, dict]:
         """trial id -> the columns a search decides on, for every finished trial."""
-        q = "SELECT id, status, min_dev_error, final_train_error, params FROM trials" + \
-            (" WHERE study=?" if study else "")
-        return {r[0]: {"status": r[1], "min_dev_error": r[2], "final_train_error": r[3], "params": r[4]}
-                for r in self.conn.execute(q, (study,) if study else ())}
+        q = "SELECT id, status, min_dev_error, final_train_error, params FROM trials" + (
+            " WHERE study=?" if study else ""
+        )
+        return {
+            r[0]: {"status": r[1], "min_dev_error": r[2], "final_train_error": r[3], "params": r[4]}
+            for r in self.conn.execute(q, (study,) if study else ())
+        }
 
     def set_current(self, study: str, ids) -> None:
         """Record which trials make up `study` as configured now (replaces the previous set)."""
+
         def write():
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 self.conn.execute("DELETE FROM study_trials WHERE study=?", (study,))
-                self.conn.executemany("INSERT OR IGNORE INTO study_trials(study, id) VALUES (?, ?)",
-                                      [(study, i) for i in ids])
+                self.conn.executemany(
+                    "INSERT OR IGNORE INTO study_trials(study, id) VALUES (?, ?)", [(study, i) for i in ids]
+                )
                 self.conn.execute("COMMIT")
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
+
         _retry(write)
 
     def count(self) -> int:
@@ -255,21 +319,32 @@ class Store:
         q = "SELECT * FROM trials"
         if study:
             # Only the study's current trials, when the runner has recorded them (see study_trials).
-            q += (" WHERE study=? AND (id IN (SELECT id FROM study_trials WHERE study=?) OR NOT EXISTS "
-                  "(SELECT 1 FROM study_trials WHERE study=?))")
+            q += (
+                " WHERE study=? AND (id IN (SELECT id FROM study_trials WHERE study=?) OR NOT EXISTS "
+                "(SELECT 1 FROM study_trials WHERE study=?))"
+            )
         q += " ORDER BY finished_at, id"
         df = pd.read_sql_query(q, self.conn, params=(study,) * 3 if study else None)
         sizes = pd.DataFrame([json.loads(s) for s in df["model_size"]], index=df.index)
         tags = pd.DataFrame([json.loads(s) for s in df["tags"]], index=df.index)
         specs = [json.loads(s) for s in df["spec"]]
         # A candidate is everything in the spec but the seed and the data size.
-        hp = pd.DataFrame([{"lr": sp["train"].get("lr"), "weight_decay": sp["train"].get("weight_decay"),
-                            "optimizer": sp["train"].get("optimizer"),
-                            "batchnorm": sp["model"].get("batchnorm", False),
-                            "config": json.dumps({k: v for k, v in sp.items() if k not in ("seed", "data_size")},
-                                                 sort_keys=True)}
-                           for sp in specs], index=df.index, columns=["lr", "weight_decay", "optimizer",
-                                                                      "batchnorm", "config"])
+        hp = pd.DataFrame(
+            [
+                {
+                    "lr": sp["train"].get("lr"),
+                    "weight_decay": sp["train"].get("weight_decay"),
+                    "optimizer": sp["train"].get("optimizer"),
+                    "batchnorm": sp["model"].get("batchnorm", False),
+                    "config": json.dumps(
+                        {k: v for k, v in sp.items() if k not in ("seed", "data_size")}, sort_keys=True
+                    ),
+                }
+                for sp in specs
+            ],
+            index=df.index,
+            columns=["lr", "weight_decay", "optimizer", "batchnorm", "config"],
+        )
         df = pd.concat([df, hp, sizes.add_prefix("size_"), tags.add_prefix("tag_")], axis=1)
         if not with_json:
             df = df.drop(columns=["spec", "result", "tags"])

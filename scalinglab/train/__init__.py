@@ -2,4 +2,4 @@
 
 from scalinglab.train.trial import resolve_device, run_trial, trial_id
 
-__all__ = ["run_trial", "trial_id", "resolve_device"]
+__all__ = ["resolve_device", "run_trial", "trial_id"]

@@ -65,7 +65,7 @@ class _DataOrder:
             if self.pos + self.bs > self.n:
                 self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
             j = min(k, (self.n - self.pos) // self.bs)
-            out.append(self.perm[self.pos:self.pos + j * self.bs].view(j, self.bs))
+            out.append(self.perm[self.pos : self.pos + j * self.bs].view(j, self.bs))
             self.pos += j * self.bs
             k -= j
         return torch.cat(out)
@@ -77,13 +77,26 @@ def _fused_single(spec: dict, key: str, device: str, fused_mlp: bool) -> bool:
     (width 512) to 2.7x (width 32) faster than run_trial (benchmarks/trainer.py --single). Elsewhere
     (CNNs, batch norm, CUDA's autocast path, and the specs group_key keeps apart: auxiliary data, byo
     factories) one model gains nothing and run_trial, the reference, trains it."""
-    return (fused_mlp and device == "cpu" and not key.startswith(("aux:", "single:"))
-            and spec["model"]["family"] == "mlp" and not spec["model"].get("batchnorm", False))
+    return (
+        fused_mlp
+        and device == "cpu"
+        and not key.startswith(("aux:", "single:"))
+        and spec["model"]["family"] == "mlp"
+        and not spec["model"].get("batchnorm", False)
+    )
 
 
-def run_group(specs: list[dict], device: str = "cpu", *, engine: str = "auto", amp: bool | None = None,
-              compile: bool = False, fallback: bool = True, fused_mlp: bool = True,
-              conv_2d: bool = True) -> list[dict]:
+def run_group(
+    specs: list[dict],
+    device: str = "cpu",
+    *,
+    engine: str = "auto",
+    amp: bool | None = None,
+    compile: bool = False,
+    fallback: bool = True,
+    fused_mlp: bool = True,
+    conv_2d: bool = True,
+) -> list[dict]:
     """Train `specs` (all of one `group_key`) together; return their results in order, each with the keys
     and meaning of `run_trial`'s result.
 
@@ -111,8 +124,11 @@ def run_group(specs: list[dict], device: str = "cpu", *, engine: str = "auto", a
     except Exception as e:
         if not fallback:
             raise
-        warnings.warn(f"run_group: batched training failed ({type(e).__name__}: {e}); "
-                      f"training the {len(specs)} models one at a time")
+        warnings.warn(
+            f"run_group: batched training failed ({type(e).__name__}: {e}); "
+            f"training the {len(specs)} models one at a time",
+            stacklevel=2,
+        )
         return [run_trial(s, device) for s in specs]
     wall = (time.perf_counter() - t0) / len(specs)
     for r in results:
@@ -140,18 +156,23 @@ class _GroupTrainer:
             # (torch.manual_seed would also queue CUDA/XPU/MTIA seeding with a formatted traceback each
             # time, ~0.4 ms per model while CUDA is not initialised; the batched families use no dropout)
             torch.default_generator.manual_seed(s["seed"])
-            built.append(models_mod.build(ms["family"], ms["size"], ds.input_shape, ds.n_classes,
-                                          batchnorm=ms.get("batchnorm", False)))
+            built.append(
+                models_mod.build(
+                    ms["family"], ms["size"], ds.input_shape, ds.n_classes, batchnorm=ms.get("batchnorm", False)
+                )
+            )
         self.template = built[0].to(self.dev)
         bn = any(isinstance(m, nn.BatchNorm1d) for m in self.template.modules())
         if engine == "auto":
             engine = "bmm" if bmm_supported(ms["family"], self.template) else ("vmap" if not bn else None)
-        if engine is None or (engine == "vmap" and bn) or (
-                engine == "bmm" and not bmm_supported(ms["family"], self.template)):
+        if (
+            engine is None
+            or (engine == "vmap" and bn)
+            or (engine == "bmm" and not bmm_supported(ms["family"], self.template))
+        ):
             raise _Unsupported(engine)
         self.engine, self.plan = engine, plan(self.template)
-        self.info = {"params": self.template.n_params(),
-                     "train_flops_per_example": 3 * self.template.forward_flops()}
+        self.info = {"params": self.template.n_params(), "train_flops_per_example": 3 * self.template.forward_flops()}
         pnames = [n for n, _ in self.template.named_parameters()]
         bnames = [n for n, b in self.template.named_buffers() if b.is_floating_point()]
         self.amp = (self.dev.type == "cuda") if amp is None else amp
@@ -163,8 +184,10 @@ class _GroupTrainer:
         hp = [(t["lr"], t.get("weight_decay", 0.0), t.get("momentum", 0.9)) for t in tr]
         # slots in hyper-parameter order (stable): each optimizer bucket is a contiguous slice of the stack
         self.active = sorted(range(G), key=lambda m: hp[m])  # model index of each slot
-        self.P = {n: torch.stack([sds[m][n] for m in self.active]).to(self.dev).requires_grad_(self.mlp is None)
-                  for n in pnames}
+        self.P = {
+            n: torch.stack([sds[m][n] for m in self.active]).to(self.dev).requires_grad_(self.mlp is None)
+            for n in pnames
+        }
         self.B = {n: torch.stack([sds[m][n] for m in self.active]).to(self.dev) for n in bnames}
         self.best = {n: torch.stack([sd[n] for sd in sds]).to(self.dev) for n in pnames + bnames}  # by model index
 
@@ -205,7 +228,7 @@ class _GroupTrainer:
         wrong = torch.zeros(g, dtype=torch.long, device=self.dev)
         rows = max(256, EVAL_ROWS // g)
         for i in range(0, len(x), rows):
-            xb, yb = x[i:i + rows], y[i:i + rows]
+            xb, yb = x[i : i + rows], y[i : i + rows]
             logits = self.forward(P, B, xb.unsqueeze(0).expand(g, *xb.shape), False)  # (g, r, C)
             yy = yb.unsqueeze(0).expand(g, -1)
             loss += F.cross_entropy(logits.transpose(1, 2), yy, reduction="none").sum(1)
@@ -259,9 +282,12 @@ class _GroupTrainer:
         stop = {s: "diverged" for s in self.first_bad}  # slot -> status
         ev = [s for s in ending if s not in stop]
         if ev:
-            dev_loss, dev_err = self.evaluate(self._sub(self.P, ev), self._sub(self.B, ev),
-                                              torch.as_tensor(self.ds.x_dev, device=self.dev),
-                                              torch.as_tensor(self.ds.y_dev, device=self.dev))
+            dev_loss, dev_err = self.evaluate(
+                self._sub(self.P, ev),
+                self._sub(self.B, ev),
+                torch.as_tensor(self.ds.x_dev, device=self.dev),
+                torch.as_tensor(self.ds.y_dev, device=self.dev),
+            )
             tl, tw = self.tot_loss.tolist(), self.tot_wrong.tolist()
             improved = []
             for s, dl, de in zip(ev, dev_loss, dev_err):
@@ -271,8 +297,15 @@ class _GroupTrainer:
                     continue
                 seen = (step - self.epoch_start[m]) * self.bs
                 h = self.hist[m]
-                h.append({"epoch": len(h) + 1, "train_loss": tl[s] / seen, "train_error": tw[s] / seen,
-                          "dev_loss": dl, "dev_error": de})
+                h.append(
+                    {
+                        "epoch": len(h) + 1,
+                        "train_loss": tl[s] / seen,
+                        "train_error": tw[s] / seen,
+                        "dev_loss": dl,
+                        "dev_error": de,
+                    }
+                )
                 if de < self.best_err[m]:
                     self.best_err[m], self.since[m], self.best_epoch[m] = de, 0, len(h)
                     improved.append(s)
@@ -307,9 +340,12 @@ class _GroupTrainer:
         if with_hist:
             idx = torch.as_tensor([self.active[s] for s in with_hist], device=self.dev)
             best = {k: v[idx] for k, v in self.best.items()}
-            _, te = self.evaluate({k: best[k] for k in self.P}, {k: best[k] for k in self.B},
-                                  torch.as_tensor(self.ds.x_test, device=self.dev),
-                                  torch.as_tensor(self.ds.y_test, device=self.dev))
+            _, te = self.evaluate(
+                {k: best[k] for k in self.P},
+                {k: best[k] for k in self.B},
+                torch.as_tensor(self.ds.x_test, device=self.dev),
+                torch.as_tensor(self.ds.y_test, device=self.dev),
+            )
             test = dict(zip(with_hist, te))
         for s in slots:
             m = self.active[s]
@@ -318,8 +354,16 @@ class _GroupTrainer:
             if stop[s] == "diverged" and s not in self.first_bad:  # non-finite dev loss: it made the epoch's steps
                 steps = self.epoch_start[m] + self.spe[m]
             r = new_result(trial_id(spec), self.device)
-            r.update({"status": stop[s], "history": h, "epochs": len(h), "steps": steps, **self.info,
-                      "train_flops": self.info["train_flops_per_example"] * steps * self.bs})
+            r.update(
+                {
+                    "status": stop[s],
+                    "history": h,
+                    "epochs": len(h),
+                    "steps": steps,
+                    **self.info,
+                    "train_flops": self.info["train_flops_per_example"] * steps * self.bs,
+                }
+            )
             if h:
                 r["final_train_loss"], r["final_train_error"] = final[s]
                 r["min_dev_error"], r["best_epoch"] = self.best_err[m], self.best_epoch[m]
@@ -336,4 +380,3 @@ class _GroupTrainer:
             self.tot_loss, self.tot_wrong = self.tot_loss[kt], self.tot_wrong[kt]
         self.first_bad = {}  # every diverged slot has just stopped
         self.active = [self.active[s] for s in keep]
-

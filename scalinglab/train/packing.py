@@ -32,19 +32,34 @@ def group_key(spec: dict) -> str:
     # metric) are not batched: one group per spec, which run_group hands to run_trial
     if spec["model"].get("factory") or spec["model"]["family"] in UNBATCHED_FAMILIES:
         return "single:" + trial_id(spec)
-    return json.dumps({"data": spec["data"], "model": spec["model"], "optimizer": tr["optimizer"],
-                       "batch": min(tr["batch_size"], spec["data_size"])}, sort_keys=True)
+    return json.dumps(
+        {
+            "data": spec["data"],
+            "model": spec["model"],
+            "optimizer": tr["optimizer"],
+            "batch": min(tr["batch_size"], spec["data_size"]),
+        },
+        sort_keys=True,
+    )
 
 
 def model_bytes(spec: dict) -> int:
     """Rough bytes one model of `spec` needs inside a group: parameters x 5 (param, grad, 2 Adam moments,
     best state) + training activations x 3 (forward, saved, grad) + an evaluation chunk's activations."""
     ds = subset(spec["data"], 1)[0]
-    model = models_mod.build(spec["model"]["family"], spec["model"]["size"], ds.input_shape, ds.n_classes,
-                             batchnorm=spec["model"].get("batchnorm", False))
+    model = models_mod.build(
+        spec["model"]["family"],
+        spec["model"]["size"],
+        ds.input_shape,
+        ds.n_classes,
+        batchnorm=spec["model"].get("batchnorm", False),
+    )
     act = [math.prod(ds.input_shape)]
-    hooks = [m.register_forward_hook(lambda m, i, o: act.append(o[0].numel()))
-             for m in model.modules() if not list(m.children())]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: act.append(o[0].numel()))
+        for m in model.modules()
+        if not list(m.children())
+    ]
     with torch.no_grad():
         model.eval()(torch.zeros(1, *ds.input_shape))
     for h in hooks:

@@ -20,10 +20,23 @@ STATUSES = ("ok", "diverged", "failed")
 
 def new_result(trial_id: str, device: str | None) -> dict:
     """A result that says "failed" until a runner fills it in."""
-    return {"id": trial_id, "status": "failed", "min_dev_error": None, "best_epoch": None, "epochs": 0,
-            "final_train_error": None, "final_train_loss": None, "test_error": None, "params": None,
-            "train_flops_per_example": None, "train_flops": None, "history": [], "error": None,
-            "device": device, "wall_time": None}
+    return {
+        "id": trial_id,
+        "status": "failed",
+        "min_dev_error": None,
+        "best_epoch": None,
+        "epochs": 0,
+        "final_train_error": None,
+        "final_train_loss": None,
+        "test_error": None,
+        "params": None,
+        "train_flops_per_example": None,
+        "train_flops": None,
+        "history": [],
+        "error": None,
+        "device": device,
+        "wall_time": None,
+    }
 
 
 def failed_result(trial_id: str, reason: str, device: str | None = None, traceback: str | None = None) -> dict:

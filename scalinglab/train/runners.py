@@ -39,8 +39,9 @@ def plan_units(specs: list[dict], device: str, batched: bool, max_group: int) ->
         return [[s] for s in specs]
     from scalinglab.train.packing import default_memory_budget, pack
 
-    return [[s] for s in specs if runner_kind(s) != "builtin"] + \
-        pack(builtin, max_group=max_group, memory_budget=default_memory_budget(device))
+    return [[s] for s in specs if runner_kind(s) != "builtin"] + pack(
+        builtin, max_group=max_group, memory_budget=default_memory_budget(device)
+    )
 
 
 def run_unit(specs: list[dict], device: str) -> list[dict]:

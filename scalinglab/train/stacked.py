@@ -100,16 +100,22 @@ def forward_bmm(plan, P, B, x, training: bool, conv_2d: bool = True):
             w = P[f"{name}.weight"]
             w, bias = w.reshape(-1, *w.shape[2:]), P[f"{name}.bias"].reshape(-1)
             if conv_2d:
-                x = F.conv2d(x, w.unsqueeze(2), bias, stride=(1, m.stride[0]), padding=(0, m.padding[0]),
-                             groups=G)
+                x = F.conv2d(x, w.unsqueeze(2), bias, stride=(1, m.stride[0]), padding=(0, m.padding[0]), groups=G)
             else:
                 x = F.conv1d(x, w, bias, stride=m.stride, padding=m.padding, groups=G)
         elif isinstance(m, nn.BatchNorm1d):
             shape = x.shape
             xb = x if conv else x.transpose(0, 1).reshape(b, -1)  # (b, G*C[, 1, L])
-            xb = F.batch_norm(xb, B[f"{name}.running_mean"].view(-1), B[f"{name}.running_var"].view(-1),
-                              P[f"{name}.weight"].reshape(-1), P[f"{name}.bias"].reshape(-1),
-                              training, m.momentum, m.eps)  # updates the stacked running stats in place
+            xb = F.batch_norm(
+                xb,
+                B[f"{name}.running_mean"].view(-1),
+                B[f"{name}.running_var"].view(-1),
+                P[f"{name}.weight"].reshape(-1),
+                P[f"{name}.bias"].reshape(-1),
+                training,
+                m.momentum,
+                m.eps,
+            )  # updates the stacked running stats in place
             x = xb if conv else xb.reshape(b, G, -1).transpose(0, 1).reshape(shape)
         elif isinstance(m, nn.ReLU):
             x = torch.relu(x)
@@ -161,8 +167,11 @@ class FusedMLP:
         the gradient of sum over models of each model's mean CE; returns (predicted class (G, b), per-model
         losses (G,))."""
         G, b = idx.shape
-        if self.shape is None or self.shape[:2] != (G, b) or self.shape[3] != tuple(
-                P[w].data_ptr() for w, _, _ in self.layers):
+        if (
+            self.shape is None
+            or self.shape[:2] != (G, b)
+            or self.shape[3] != tuple(P[w].data_ptr() for w, _, _ in self.layers)
+        ):
             self._alloc(P, G, b, math.prod(x.shape[1:]), x.device)
         X, Y, H, D = self.X, self.Y, self.H, self.D
         flat = idx.reshape(-1)
@@ -221,15 +230,15 @@ class FusedMLP:
         wrong = torch.zeros(g, dtype=torch.long, device=x.device)
         xf = x.reshape(len(x), -1)
         for i in range(0, len(x), rows):
-            xb, yb = xf[i:i + rows], y[i:i + rows]
+            xb, yb = xf[i : i + rows], y[i : i + rows]
             r = len(xb)
             a = xb.unsqueeze(0).expand(g, r, xb.shape[1])
             for j, ((w, bn, relu), d) in enumerate(zip(self.layers, dims)):
                 if j < len(dims) - 1:
-                    h = bufs[j % 2][:g * r * d].view(g, r, d)
+                    h = bufs[j % 2][: g * r * d].view(g, r, d)
                     torch.baddbmm(P[bn].unsqueeze(1), a, P[w].transpose(1, 2), out=h)
                 else:  # logits transposed, (g, C, r), as in step()
-                    h = bufs[j % 2][:g * r * d].view(g, d, r)
+                    h = bufs[j % 2][: g * r * d].view(g, d, r)
                     torch.baddbmm(P[bn].unsqueeze(2), P[w], a.transpose(1, 2), out=h)
                 if relu:
                     h.relu_()

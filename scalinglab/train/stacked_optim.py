@@ -22,13 +22,14 @@ class StackedOptimizer:
     or on per-model slices (views) when hyper-parameters differ. Where the fused kernels are missing
     (or `fused=False`), each bucket goes through torch.optim's functional `adam` / `sgd` with
     `foreach=True`: public, the same arithmetic, 2-7x slower per optimizer step on CPU
-    (benchmarks/trainer.py --optimizer: 0.28 vs 0.04 ms for 16 width-64 MLPs under Adam). Slots in `dead` (diverged models)
-    are left out, so they stay frozen exactly as run_trial leaves them."""
+    (benchmarks/trainer.py --optimizer: 0.28 vs 0.04 ms for 16 width-64 MLPs under Adam). Slots in
+    `dead` (diverged models) are left out, so they stay frozen exactly as run_trial leaves them."""
 
     FUSED = hasattr(torch, "_fused_adam_") and hasattr(torch, "_fused_adamw_") and hasattr(torch, "_fused_sgd_")
 
-    def __init__(self, kind: str, params: list, hparams: list[tuple], betas=(0.9, 0.999), eps=1e-8,
-                 fused: bool | None = None):
+    def __init__(
+        self, kind: str, params: list, hparams: list[tuple], betas=(0.9, 0.999), eps=1e-8, fused: bool | None = None
+    ):
         # the same refusals as make_optimizer (one trial id, one outcome on either path)
         if kind not in ("adam", "adamw", "sgd"):
             raise ValueError(f"unknown optimizer {kind!r}; allowed: adam, adamw, sgd")
@@ -62,8 +63,9 @@ class StackedOptimizer:
                     take = lambda ts, a=slots[0], b=slots[-1] + 1: [t[a:b] for t in ts]  # noqa: E731
                 else:
                     take = lambda ts, slots=slots: [t[s] for t in ts for s in slots]  # noqa: E731  (per-model views)
-                views.append((hp, take, take(self.params), [take(x) for x in self.state],
-                              None if grads is None else take(grads)))
+                views.append(
+                    (hp, take, take(self.params), [take(x) for x in self.state], None if grads is None else take(grads))
+                )
             self._views = {key: views}
         for (lr, wd, mom), take, ps, st, gs in self._views[key]:
             if gs is None:
@@ -80,22 +82,70 @@ class StackedOptimizer:
         b1, b2 = self.betas
         if self.fused:  # private kernels: read the step count, update in one pass
             fn = torch._fused_adamw_ if self.kind == "adamw" else torch._fused_adam_
-            fn(ps, gs, ms, vs, [], [self.step_t] * len(ps), lr=lr, beta1=b1, beta2=b2, weight_decay=wd,
-               eps=self.eps, amsgrad=False, maximize=False)
+            fn(
+                ps,
+                gs,
+                ms,
+                vs,
+                [],
+                [self.step_t] * len(ps),
+                lr=lr,
+                beta1=b1,
+                beta2=b2,
+                weight_decay=wd,
+                eps=self.eps,
+                amsgrad=False,
+                maximize=False,
+            )
             return
         # the public path increments its step tensors itself: hand it t - 1
         steps = [torch.tensor(float(self.t - 1)) for _ in ps]
-        _adam_functional(ps, gs, ms, vs, [], steps, foreach=True, decoupled_weight_decay=self.kind == "adamw",
-                         amsgrad=False, beta1=b1, beta2=b2, lr=lr, weight_decay=wd, eps=self.eps, maximize=False)
+        _adam_functional(
+            ps,
+            gs,
+            ms,
+            vs,
+            [],
+            steps,
+            foreach=True,
+            decoupled_weight_decay=self.kind == "adamw",
+            amsgrad=False,
+            beta1=b1,
+            beta2=b2,
+            lr=lr,
+            weight_decay=wd,
+            eps=self.eps,
+            maximize=False,
+        )
 
     def _sgd(self, ps, gs, bufs, lr, wd, mom):
         if self.fused:
-            torch._fused_sgd_(ps, gs, bufs if mom else [], weight_decay=wd, momentum=mom, lr=lr, dampening=0.0,
-                              nesterov=False, maximize=False, is_first_step=self.t == 1)
+            torch._fused_sgd_(
+                ps,
+                gs,
+                bufs if mom else [],
+                weight_decay=wd,
+                momentum=mom,
+                lr=lr,
+                dampening=0.0,
+                nesterov=False,
+                maximize=False,
+                is_first_step=self.t == 1,
+            )
             return
         # zero-initialised buffers: mom * 0 + g at the first step, as torch.optim's clone of g
-        _sgd_functional(ps, gs, list(bufs) if mom else [None] * len(ps), foreach=True, weight_decay=wd,
-                        momentum=mom, lr=lr, dampening=0.0, nesterov=False, maximize=False)
+        _sgd_functional(
+            ps,
+            gs,
+            list(bufs) if mom else [None] * len(ps),
+            foreach=True,
+            weight_decay=wd,
+            momentum=mom,
+            lr=lr,
+            dampening=0.0,
+            nesterov=False,
+            maximize=False,
+        )
 
     def select(self, keep: list[int], params: list):
         self.params, self.hp = params, [self.hp[s] for s in keep]

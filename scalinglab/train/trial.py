@@ -32,8 +32,9 @@ def trial_id(spec: dict) -> str:
 
     The spec's "env" entry is left out: it says where the trial runs (the study file's folder, the
     per-trial work folders), not what it is, so a moved study folder keeps its trial ids."""
-    blob = json.dumps({"v": SPEC_VERSION, **{k: v for k, v in spec.items() if k != "env"}},
-                      sort_keys=True, separators=(",", ":"))
+    blob = json.dumps(
+        {"v": SPEC_VERSION, **{k: v for k, v in spec.items() if k != "env"}}, sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -56,8 +57,9 @@ def _subset_order(name: str, options_json: str, split_seed: int) -> np.ndarray:
 def subset(spec_data: dict, n: int):
     """(dataset, indices of the nested subset of size n)."""
     ds = data_mod.load(spec_data["name"], spec_data.get("options", {}))
-    order = _subset_order(spec_data["name"], json.dumps(spec_data.get("options", {}), sort_keys=True),
-                          spec_data.get("split_seed", 0))
+    order = _subset_order(
+        spec_data["name"], json.dumps(spec_data.get("options", {}), sort_keys=True), spec_data.get("split_seed", 0)
+    )
     return ds, order[:n]
 
 
@@ -68,8 +70,9 @@ def make_optimizer(params, tr: dict):
     if not tr["lr"] > 0:
         raise ValueError(f"learning rate {tr['lr']!r}; allowed: > 0")
     if tr["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=tr["lr"], momentum=tr.get("momentum", 0.9),
-                               weight_decay=tr.get("weight_decay", 0.0))
+        return torch.optim.SGD(
+            params, lr=tr["lr"], momentum=tr.get("momentum", 0.9), weight_decay=tr.get("weight_decay", 0.0)
+        )
     cls = torch.optim.AdamW if tr["optimizer"] == "adamw" else torch.optim.Adam
     return cls(params, lr=tr["lr"], weight_decay=tr.get("weight_decay", 0.0))
 
@@ -83,9 +86,9 @@ def evaluate(model, x, y, batch: int = 8192, bits: bool = False) -> tuple[float,
     model.eval()
     loss, wrong = 0.0, 0
     for i in range(0, len(x), batch):
-        logits = model(x[i:i + batch])
-        loss += F.cross_entropy(logits.float(), y[i:i + batch], reduction="sum").item()
-        wrong += (logits.argmax(1) != y[i:i + batch]).sum().item()
+        logits = model(x[i : i + batch])
+        loss += F.cross_entropy(logits.float(), y[i : i + batch], reduction="sum").item()
+        wrong += (logits.argmax(1) != y[i : i + batch]).sum().item()
     model.train()
     n = y.numel()  # = len(x) for class labels
     return loss / n, (loss / n / math.log(2) if bits else wrong / n)
@@ -129,12 +132,13 @@ def _train(spec: dict, device: str) -> dict:
         # and the baseline "target only" run). Dev and test stay on the target distribution.
         ads, aidx = subset(aux["data"], aux["size"])
         if ads.input_shape != ds.input_shape or ads.n_classes != ds.n_classes:
-            raise ValueError(f"auxiliary data {ads.input_shape}/{ads.n_classes} classes does not match "
-                             f"the target's {ds.input_shape}/{ds.n_classes} classes")
+            raise ValueError(
+                f"auxiliary data {ads.input_shape}/{ads.n_classes} classes does not match "
+                f"the target's {ds.input_shape}/{ds.n_classes} classes"
+            )
         x = torch.cat([x, torch.as_tensor(ads.x_train[aidx], device=dev)])
         y = torch.cat([y, torch.as_tensor(ads.y_train[aidx], device=dev)])
-        wt = torch.cat([torch.ones(len(idx), device=dev),
-                        torch.full((len(aidx),), float(aux["weight"]), device=dev)])
+        wt = torch.cat([torch.ones(len(idx), device=dev), torch.full((len(aidx),), float(aux["weight"]), device=dev)])
     x_dev, y_dev = torch.as_tensor(ds.x_dev, device=dev), torch.as_tensor(ds.y_dev, device=dev)
     bits = ds.metric == "bits"  # charlm: every "error" below is cross-entropy in bits per symbol
 
@@ -154,7 +158,7 @@ def _train(spec: dict, device: str) -> dict:
         for _ in range(spe):
             if pos + bs > n:  # next pass over the subset, freshly shuffled
                 perm, pos = torch.randperm(n, generator=gen), 0
-            b = perm[pos:pos + bs].to(dev)
+            b = perm[pos : pos + bs].to(dev)
             pos += bs
             logits = model(x[b])
             if wt is None:
@@ -178,9 +182,15 @@ def _train(spec: dict, device: str) -> dict:
         if not math.isfinite(dev_loss):
             status = "diverged"
             break
-        history.append({"epoch": epoch, "train_loss": tot_loss / seen,
-                        "train_error": tot_loss / seen / math.log(2) if bits else tot_wrong / seen,
-                        "dev_loss": dev_loss, "dev_error": dev_err})
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": tot_loss / seen,
+                "train_error": tot_loss / seen / math.log(2) if bits else tot_wrong / seen,
+                "dev_loss": dev_loss,
+                "dev_error": dev_err,
+            }
+        )
         if dev_err < best:
             best, since = dev_err, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -189,11 +199,17 @@ def _train(spec: dict, device: str) -> dict:
             since += 1
             if since >= tr["patience"]:
                 break
-    res = {"status": status, "history": history, "epochs": len(history), "steps": steps, **info,
-           "train_flops": info["train_flops_per_example"] * steps * bs}
+    res = {
+        "status": status,
+        "history": history,
+        "epochs": len(history),
+        "steps": steps,
+        **info,
+        "train_flops": info["train_flops_per_example"] * steps * bs,
+    }
     if history:
         # on the target subset only (the first len(idx) rows), also in a weighting study
-        res["final_train_loss"], res["final_train_error"] = evaluate(model, x[:len(idx)], y[:len(idx)], bits=bits)
+        res["final_train_loss"], res["final_train_error"] = evaluate(model, x[: len(idx)], y[: len(idx)], bits=bits)
         res["min_dev_error"], res["best_epoch"] = best, best_epoch
         model.load_state_dict(best_state)  # test error of the model that scored min dev error
         x_te, y_te = torch.as_tensor(ds.x_test, device=dev), torch.as_tensor(ds.y_test, device=dev)

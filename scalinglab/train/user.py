@@ -50,7 +50,7 @@ def parse_timeout(v) -> float | None:
     else:
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(s|m|h|d)?\s*", str(v))
         if not m:
-            raise ValueError(f"given {v!r}; allowed: seconds or a duration such as \"90s\", \"30m\", \"2h\"")
+            raise ValueError(f'given {v!r}; allowed: seconds or a duration such as "90s", "30m", "2h"')
         s = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2) or "s"]
     if not s > 0:
         raise ValueError(f"given {v!r}; allowed: a positive duration")
@@ -58,6 +58,7 @@ def parse_timeout(v) -> float | None:
 
 
 # --- the trial a user function sees ---------------------------------------------------------------
+
 
 class StopTrial(Exception):
     """Raised by nobody in scalinglab; a trainer may raise it after `should_stop()` (it ends the trial
@@ -110,8 +111,9 @@ class Trial:
         return min(devs) if devs else None
 
     def __repr__(self):
-        return (f"Trial(data_size={self.data_size}, model_size={self.model_size}, seed={self.seed}, "
-                f"hparams={self.hparams})")
+        return (
+            f"Trial(data_size={self.data_size}, model_size={self.model_size}, seed={self.seed}, hparams={self.hparams})"
+        )
 
 
 def _metric(spec: dict) -> Metric:
@@ -131,11 +133,14 @@ def _finish(out: dict, spec: dict, final: dict, history: list[dict]) -> dict:
     """Fill `out` from the trainer's final metrics and history (raises ValueError for bad values)."""
     metric = _metric(spec)
     if not isinstance(final, dict):
-        raise ValueError(f"the trainer returned {type(final).__name__}; allowed: a dict with a \"dev\" value, "
-                         f"e.g. {{\"dev\": 0.12}}")
+        raise ValueError(
+            f'the trainer returned {type(final).__name__}; allowed: a dict with a "dev" value, e.g. {{"dev": 0.12}}'
+        )
     if "dev" not in final:
-        raise ValueError(f"the trainer returned no \"dev\" value (keys: {sorted(final) or 'none'}); "
-                         f"allowed: a dict with \"dev\" and optionally {', '.join(RETURN_KEYS[1:])}")
+        raise ValueError(
+            f'the trainer returned no "dev" value (keys: {sorted(final) or "none"}); '
+            f'allowed: a dict with "dev" and optionally {", ".join(RETURN_KEYS[1:])}'
+        )
     try:
         out["min_dev_error"] = metric.to_error(final["dev"])
         for key, col in (("test", "test_error"), ("train", "final_train_error")):
@@ -208,6 +213,7 @@ class _Failed(Exception):
 
 # --- a function ---------------------------------------------------------------------------------
 
+
 def load_function(ref: str, base_dir: str | None):
     """The trainer function named `ref` ("module:function"), checked to take one argument (the trial)."""
     from scalinglab.usercode import import_object
@@ -220,8 +226,10 @@ def load_function(ref: str, base_dir: str | None):
     try:
         sig.bind(object())
     except TypeError:
-        raise UserError(f"train.function: given {ref!r} with signature {sig}; allowed: a function of one "
-                        f"argument, the trial: def train(trial): ... return {{\"dev\": ...}}") from None
+        raise UserError(
+            f"train.function: given {ref!r} with signature {sig}; allowed: a function of one "
+            f'argument, the trial: def train(trial): ... return {{"dev": ...}}'
+        ) from None
     return fn
 
 
@@ -236,6 +244,7 @@ def _call_function(spec: dict, trial: Trial) -> dict:
 
 
 # --- a command ----------------------------------------------------------------------------------
+
 
 def placeholders(template) -> set[str]:
     return {m for a in template for m in PLACEHOLDER.findall(a)}
@@ -270,8 +279,15 @@ def _run_command(spec: dict, trial: Trial) -> dict:
     tr = spec["trainer"]
     env = spec.get("env") or {}
     wd = trial.workdir
-    values = {"data_size": trial.data_size, "seed": trial.seed, "workdir": str(wd), "device": trial.device,
-              "trial_id": trial.id, **trial.model_size, **trial.hparams}
+    values = {
+        "data_size": trial.data_size,
+        "seed": trial.seed,
+        "workdir": str(wd),
+        "device": trial.device,
+        "trial_id": trial.id,
+        **trial.model_size,
+        **trial.hparams,
+    }
     used = placeholders(tr["command"])
     if "indices_file" in used:  # plain text, one index per line: readable from any language
         (wd / "indices.txt").write_text("\n".join(map(str, trial.indices.tolist())) + "\n")
@@ -292,13 +308,20 @@ def _launch(args: list[str], timeout: float | None, env: dict, trial: Trial) -> 
     wd = trial.workdir
     metrics_file = wd / "metrics.json"
     metrics_file.unlink(missing_ok=True)  # a rerun must not read a previous attempt's metrics
-    cenv = {**os.environ, "SCALINGLAB_TRIAL_ID": trial.id, "SCALINGLAB_WORKDIR": str(wd),
-            "PYTHONUNBUFFERED": "1"}
+    cenv = {**os.environ, "SCALINGLAB_TRIAL_ID": trial.id, "SCALINGLAB_WORKDIR": str(wd), "PYTHONUNBUFFERED": "1"}
     stderr = open(wd / "stderr.txt", "w+")
     try:
-        proc = subprocess.Popen(args, cwd=env.get("base_dir") or None, stdout=subprocess.PIPE, stderr=stderr,
-                                stdin=subprocess.DEVNULL, env=cenv, text=True, start_new_session=True,
-                                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        proc = subprocess.Popen(
+            args,
+            cwd=env.get("base_dir") or None,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+            env=cenv,
+            text=True,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
     except OSError as e:
         stderr.close()
         raise _Failed(f"command {args[0]!r} could not be started ({type(e).__name__}: {e})") from None
@@ -311,8 +334,9 @@ def _launch(args: list[str], timeout: float | None, env: dict, trial: Trial) -> 
         _kill_group(proc)
         reader.join(5)
         stderr.close()
-        raise _Failed(f"timeout: the command ran past {timeout:g} s (train.timeout) and was killed",
-                      _tail(wd / "stderr.txt")) from None
+        raise _Failed(
+            f"timeout: the command ran past {timeout:g} s (train.timeout) and was killed", _tail(wd / "stderr.txt")
+        ) from None
     except BaseException:  # Ctrl-C, or the backend shutting down: the child goes with us
         _kill_group(proc)
         stderr.close()
@@ -346,8 +370,11 @@ def _launch(args: list[str], timeout: float | None, env: dict, trial: Trial) -> 
         except json.JSONDecodeError as e:
             raise _Failed(f"malformed {metrics_file.name} ({e.msg})", _tail(wd / "stderr.txt")) from None
     if final is None:
-        raise _Failed(bad or "no final metric: the command must print a JSON line such as {\"dev\": 0.12} or "
-                      f"write {metrics_file}", _tail(wd / "stderr.txt"))
+        raise _Failed(
+            bad
+            or f'no final metric: the command must print a JSON line such as {{"dev": 0.12}} or write {metrics_file}',
+            _tail(wd / "stderr.txt"),
+        )
     return final
 
 

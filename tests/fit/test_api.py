@@ -12,21 +12,24 @@ X = np.geomspace(1e3, 1e6, 12)
 Y = 5.0 * X**-0.35 + 0.05
 
 
-@pytest.mark.parametrize("x, y, kw", [
-    ([1, 2, 3], [0.5, 0.4, 0.3], {}),  # fewer than 4 distinct x
-    ([1, 1, 2, 2, 3], [0.5, 0.5, 0.4, 0.4, 0.3], {}),
-    ([0, 1, 2, 3], [0.5, 0.4, 0.3, 0.2], {}),  # non-positive x
-    ([-1, 1, 2, 3], [0.5, 0.4, 0.3, 0.2], {}),
-    ([1, 2, 3, np.nan], [0.5, 0.4, 0.3, 0.2], {}),  # NaN
-    ([1, 2, 3, 4], [0.5, 0.4, np.inf, 0.2], {}),  # inf
-    ([1, 2, 3, 4], [0.5, 0.4, -0.3, 0.2], {}),  # negative error
-    ([1, 2, 3, 4], [0.5, 0.4, 0.3], {}),  # length mismatch
-    (["a", "b", "c", "d"], [0.5, 0.4, 0.3, 0.2], {}),  # non-numeric
-    (X, Y, {"form": "nope"}),  # unknown form
-    (X, Y, {"interval": 1.5}),
-    (X, Y, {"weights": [1] * 5}),
-    (X[:5], Y[:5], {"form": "bnsl"}),  # too few points for this form
-])
+@pytest.mark.parametrize(
+    "x, y, kw",
+    [
+        ([1, 2, 3], [0.5, 0.4, 0.3], {}),  # fewer than 4 distinct x
+        ([1, 1, 2, 2, 3], [0.5, 0.5, 0.4, 0.4, 0.3], {}),
+        ([0, 1, 2, 3], [0.5, 0.4, 0.3, 0.2], {}),  # non-positive x
+        ([-1, 1, 2, 3], [0.5, 0.4, 0.3, 0.2], {}),
+        ([1, 2, 3, np.nan], [0.5, 0.4, 0.3, 0.2], {}),  # NaN
+        ([1, 2, 3, 4], [0.5, 0.4, np.inf, 0.2], {}),  # inf
+        ([1, 2, 3, 4], [0.5, 0.4, -0.3, 0.2], {}),  # negative error
+        ([1, 2, 3, 4], [0.5, 0.4, 0.3], {}),  # length mismatch
+        (["a", "b", "c", "d"], [0.5, 0.4, 0.3, 0.2], {}),  # non-numeric
+        (X, Y, {"form": "nope"}),  # unknown form
+        (X, Y, {"interval": 1.5}),
+        (X, Y, {"weights": [1] * 5}),
+        (X[:5], Y[:5], {"form": "bnsl"}),  # too few points for this form
+    ],
+)
 def test_bad_input_raises_user_error_one_line(x, y, kw):
     with pytest.raises(UserError) as e:
         fit_curve(x, y, n_boot=10, **kw)

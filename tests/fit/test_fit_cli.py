@@ -30,28 +30,49 @@ def _args(argv):
 
 def test_text_output_per_group(csv, capsys):
     assert isinstance(HELP, str)
-    rc = run(_args([str(csv), "--x", "n", "--y", "err", "--group", "model", "--predict",
-                    "1e7,1e8", "--n-boot", "30", "--form", "pow_c"]))
+    rc = run(
+        _args(
+            [
+                str(csv),
+                "--x",
+                "n",
+                "--y",
+                "err",
+                "--group",
+                "model",
+                "--predict",
+                "1e7,1e8",
+                "--n-boot",
+                "30",
+                "--form",
+                "pow_c",
+            ]
+        )
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "model = big" in out and "model = small" in out
     assert out.count("predict x = 1e+07") == 2 and "irreducible region" in out
 
 
 def test_json_output(csv, capsys):
-    rc = run(_args([str(csv), "--x", "n", "--y", "err", "--group", "model", "--json",
-                    "--n-boot", "20", "--predict", "1e7"]))
+    rc = run(
+        _args([str(csv), "--x", "n", "--y", "err", "--group", "model", "--json", "--n-boot", "20", "--predict", "1e7"])
+    )
     doc = json.loads(capsys.readouterr().out)
     assert rc == 0 and [g["group"] for g in doc["groups"]] == ["big", "small"]
     assert doc["groups"][0]["predictions"]["hi"][0] > doc["groups"][0]["predictions"]["lo"][0]
 
 
-@pytest.mark.parametrize("argv", [
-    ["--x", "nope", "--y", "err"],  # missing column
-    ["--x", "n", "--y", "label"],  # non-numeric column
-    ["--x", "n", "--y", "err", "--group", "zzz"],
-    ["--x", "n", "--y", "err", "--predict", "abc"],
-    ["--x", "n", "--y", "err", "--form", "cubic"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--x", "nope", "--y", "err"],  # missing column
+        ["--x", "n", "--y", "label"],  # non-numeric column
+        ["--x", "n", "--y", "err", "--group", "zzz"],
+        ["--x", "n", "--y", "err", "--predict", "abc"],
+        ["--x", "n", "--y", "err", "--form", "cubic"],
+    ],
+)
 def test_bad_input_is_a_user_error(csv, argv):
     with pytest.raises(UserError):
         run(_args([str(csv)] + argv + ["--n-boot", "5"]))
