@@ -38,9 +38,9 @@ class InProcessBackend:
 def _init_worker(threads: int, started=None, parent: int | None = None):
     global _STARTED
     if sys.platform.startswith("linux"):  # the kernel kills this worker when scalinglab dies (kill -9 too)
-        from scalinglab.train.user import _die_with_parent
+        from scalinglab.train.user import die_with_parent
 
-        _die_with_parent()
+        die_with_parent()
         if parent is not None and os.getppid() != parent:  # it died while this one was starting up
             os._exit(1)
     import torch

@@ -258,7 +258,9 @@ def _fill(template, values: dict) -> list[str]:
     return [PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), a) for a in template]
 
 
-def _die_with_parent():  # in the child, before exec: the kernel kills it if its parent dies (kill -9)
+def die_with_parent():
+    """In a child process (a command before exec, a pool worker): the kernel kills it when its parent
+    dies, kill -9 included (Linux PR_SET_PDEATHSIG)."""
     try:
         import ctypes
 
@@ -320,7 +322,7 @@ def _launch(args: list[str], timeout: float | None, env: dict, trial: Trial) -> 
             env=cenv,
             text=True,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
     except OSError as e:
         stderr.close()
