@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from scalinglab.analysis.summary import summarize, write_summary
+from scalinglab.analysis.summary import summarize, write_fits, write_summary
 from scalinglab.backends import make_backend
 from scalinglab.config import Study
 from scalinglab.search import make_search
@@ -144,10 +144,17 @@ def run_study(
         prev = next((s["info"] for s in store.studies() if s["name"] == study.name), {})
         wall = prev.get("wall_time_total", 0.0) + (time.time() - t0)
         store.update_study_info(study.name, wall_time_total=wall, last_run_wall_time=time.time() - t0)
+        fits = {}
         summary = summarize(
-            store, study.name, study.to_dict(), form=form, extra={"wall_time_s": round(wall, 1), "device": device}
+            store,
+            study.name,
+            study.to_dict(),
+            form=form,
+            extra={"wall_time_s": round(wall, 1), "device": device},
+            fits=fits,
         )
         write_summary(out, summary)
+        write_fits(out, fits)  # the arrays behind the summary's laws: the report reads them, no refit
     finally:
         store.close()
     return summary

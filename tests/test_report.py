@@ -294,3 +294,38 @@ def test_broken_power_law_exponent_says_where_it_holds(study, d1, beyond_data):
     html = write_report(study).read_text()
     assert f"beyond m ≈ {int(d1):,}, where the bnsl fit breaks" in html
     assert ("no measured point shows it" in html) is beyond_data
+
+
+def test_report_reads_the_fits_behind_summary_json_instead_of_refitting(study):
+    # fits.npz (written by the runner beside summary.json) gives the report the same CurveFits a refit
+    # would, without refitting; arrays of another summary, or a broken file, are ignored (refit)
+    from scalinglab.analysis import summary as summary_mod
+    from scalinglab.report import data as data_mod
+
+    with Store.open_existing(study) as store:
+        name = store.studies()[0]["name"]
+        fits = {}
+        s = summary_mod.summarize(store, name, store.studies()[0]["config"], fits=fits)
+    summary_mod.write_summary(study, s)
+    refit = data_mod.gather(study)  # no fits.npz yet: refitted
+    summary_mod.write_fits(study, fits)
+    calls = []
+    orig = data_mod._refit
+    data_mod._refit = lambda *a, **k: calls.append(a) or orig(*a, **k)
+    try:
+        read = data_mod.gather(study)
+    finally:
+        data_mod._refit = orig
+    assert not [c for c in calls if c[-1] == "learning curve"]  # read, not refitted
+    xs = np.array([100.0, 1e4, 1e6])
+    for a, b in ((read.lc_fit, refit.lc_fit), (read.size_fit, refit.size_fit)):
+        pa, pb = a.predict(xs, interval=0.9), b.predict(xs, interval=0.9)
+        assert np.allclose(pa.y, pb.y) and np.allclose(pa.lo, pb.lo) and np.allclose(pa.hi, pb.hi)
+        assert a.exponent_ci == pytest.approx(b.exponent_ci)
+    # a summary.json rewritten without its fits: the stored arrays are another fit's, so refit
+    s["learning_curve"]["params"] = {k: v * 1.5 for k, v in s["learning_curve"]["params"].items()}
+    summary_mod.write_summary(study, s)
+    assert summary_mod.read_fit(study, "learning_curve", s["learning_curve"]) is None
+    (study / "fits.npz").write_bytes(b"not a zip")
+    assert summary_mod.read_fit(study, "model_size_law", s["model_size_law"]) is None
+    assert data_mod.gather(study).lc_fit is not None  # refitted

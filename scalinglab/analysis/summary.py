@@ -88,7 +88,17 @@ def failure_reasons(df, width: int = 200) -> dict[str, int]:
     return dict(reasons.most_common())
 
 
-def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto", extra: dict | None = None) -> dict:
+def summarize(
+    store: Store,
+    study_name: str,
+    config: dict,
+    *,
+    form: str = "auto",
+    extra: dict | None = None,
+    fits: dict | None = None,
+) -> dict:
+    """summary.json's dict. fits: a dict to receive the CurveFit behind each law, keyed by where its dict
+    sits in the summary ("learning_curve", "factor.adam.learning_curve", ...), for `write_fits`."""
     from scalinglab.metric import study_metric
 
     df = store.frame(study_name)
@@ -122,29 +132,35 @@ def summarize(store: Store, study_name: str, config: dict, *, form: str = "auto"
         if "bayes_error" in ds.meta:
             out["bayes_error"] = ds.meta["bayes_error"]
     seeds = config.get("seeds")
-    out.update(_curve_section(df, seeds, out["random_guess_error"], form))
+    out.update(_curve_section(df, seeds, out["random_guess_error"], form, fits, ""))
     factor = (config.get("search") or {}).get("factor")
     if factor and len(df):
         levels = df["config"].map(lambda c: level_of(c, factor))
         out["factor"] = {"name": factor, "levels": {}}
         for lv in config["search"]["levels"]:
             key = lv if isinstance(lv, str) else json.dumps(lv)
-            out["factor"]["levels"][key] = _curve_section(df[levels == key], seeds, out["random_guess_error"], form)
+            out["factor"]["levels"][key] = _curve_section(
+                df[levels == key], seeds, out["random_guess_error"], form, fits, f"factor.{key}."
+            )
         out["factor"]["comparison"] = compare_levels(out["factor"]["levels"], out["random_guess_error"])
     if aux and len(df):  # best w per model size (chosen on dev), test error, error-vs-w curves
         out["weighting"] = weighting_section(df, aux.get("weights"))
     return jsonable(out)
 
 
-def _curve_section(df, seeds, y0, form) -> dict:
-    """points, learning_curve and model_size_law of a set of trials."""
+def _curve_section(df, seeds, y0, form, fits=None, prefix="") -> dict:
+    """points, learning_curve and model_size_law of a set of trials (their CurveFits into `fits`)."""
     out = {"points": points_list(best_points(df, seeds))}
+    fits = {} if fits is None else fits
     if len(out["points"]) >= 4:
         largest = out["points"][-1]["data_size"]
-        out["learning_curve"] = law_dict(fit_learning_curve(out["points"], y0=y0, form=form), largest)
+        fits[prefix + "learning_curve"] = lc = fit_learning_curve(out["points"], y0=y0, form=form)
+        out["learning_curve"] = law_dict(lc, largest)
         out["floor"] = fit_floor(out["points"], y0=y0)
         known = all(p["params"] is not None for p in out["points"])  # a user trainer may not return params
-        out["model_size_law"] = law_dict(fit_size_law(out["points"]), largest) if known else None
+        if known:
+            fits[prefix + "model_size_law"] = sl = fit_size_law(out["points"])
+        out["model_size_law"] = law_dict(sl, largest) if known else None
     else:
         out["learning_curve"] = out["model_size_law"] = None
         out["note"] = "fewer than 4 data sizes with finished trials: no law fitted"
@@ -203,3 +219,42 @@ def write_summary(folder: Path, summary: dict) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+FITS = "fits.npz"  # beside summary.json: the arrays behind its laws (CurveFit.arrays), so readers need not refit
+
+
+def write_fits(folder: Path, fits: dict) -> Path:
+    """Write `summarize(fits=...)`'s CurveFits' arrays to fits.npz (whole or not at all). Each law's
+    `params` is stored with them, so a reader can tell arrays that belong to another summary.json."""
+    path = Path(folder) / FITS
+    flat = {}
+    for key, fit in fits.items():
+        for name, arr in fit.arrays().items():
+            flat[f"{key}|{name}"] = arr
+        flat[f"{key}|params"] = np.array(json.dumps(jsonable(fit.to_dict()["params"]), sort_keys=True))
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    try:
+        np.savez(tmp, **flat)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_fit(folder: Path, key: str, law: dict | None):
+    """The CurveFit of summary.json's law dict `law` at `key`, rebuilt from fits.npz; None when the file
+    is missing, unreadable or holds another summary's fit (the caller refits)."""
+    from scalinglab.fit.result import CurveFit
+
+    path = Path(folder) / FITS
+    if not law or not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if f"{key}|params" not in z or str(z[f"{key}|params"]) != json.dumps(law.get("params"), sort_keys=True):
+                return None
+            arrays = {n: z[f"{key}|{n}"] for n in ("th", "th_boot", "x_scale", "x", "y")}
+        return CurveFit.from_dict(law, arrays)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -162,6 +162,42 @@ class CurveFit:
             },
         }
 
+    def arrays(self) -> dict:
+        """The state `predict`, the intervals and `plot` need beyond `to_dict` (fit-space parameters,
+        bootstrap draws, x scale, the fitted points), as NumPy arrays: what `from_dict` takes back."""
+        return {
+            "th": np.asarray(self._th, float),
+            "th_boot": np.asarray(self._th_boot, float),
+            "x_scale": np.asarray(self._x_scale, float),
+            "x": np.asarray(self._x, float),
+            "y": np.asarray(self._y, float),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict, arrays: dict) -> CurveFit:
+        """The fit again from its `to_dict` and its `arrays()`: predictions and intervals equal the
+        original's (summary.json holds the dict, fits.npz the arrays), without refitting."""
+        reg = d["regions"]
+        return cls(
+            form=d["form"],
+            params=dict(d["params"]),
+            ci={k: tuple(v) for k, v in d["ci"].items()},
+            converged=bool(d["converged"]),
+            message=d.get("message", ""),
+            scores=dict(d.get("scores") or {}),
+            regions={**reg, "floor_ci": None if reg.get("floor_ci") is None else tuple(reg["floor_ci"])},
+            interval=float(d["interval"]),
+            n_points=int(d["n_points"]),
+            x_range=tuple(d["x_range"]),
+            y0=d.get("y0"),
+            calibration=dict(d["calibration"]),
+            _th=np.asarray(arrays["th"], float),
+            _th_boot=np.asarray(arrays["th_boot"], float),
+            _x_scale=float(arrays["x_scale"]),
+            _x=np.asarray(arrays["x"], float),
+            _y=np.asarray(arrays["y"], float),
+        )
+
     def report(self) -> str:
         """A readable multi-line summary."""
         pct = f"{self.interval:.0%}"

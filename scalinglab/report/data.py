@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalinglab.analysis.summary import PREDICT_FACTORS, law_dict
+from scalinglab.analysis.summary import PREDICT_FACTORS, law_dict, read_fit
 from scalinglab.errors import UserError
 from scalinglab.fit.laws import LAWS
 from scalinglab.fmt import finite
@@ -35,7 +35,7 @@ class ReportData:
     summary: dict  # summary.json (possibly rebuilt)
     study: dict  # {"config", "source", "info", "started_at", "updated_at"}
     points: list[dict]  # per-subset best candidates
-    lc_fit: object | None = None  # CurveFit of the learning curve, refitted from points
+    lc_fit: object | None = None  # CurveFit of the learning curve: from fits.npz, else refitted from points
     size_fit: object | None = None  # CurveFit of the model-size law
     factors: dict = field(default_factory=dict)  # level -> {"points", "fit"}
     notes: list[str] = field(default_factory=list)  # things the reader should know (fit failed, ...)
@@ -203,11 +203,14 @@ def gather(folder: str | Path, *, study: str | None = None, refit: bool = True) 
         notes.append(str(summary["note"]))
     if refit:
         lc = data.lc
+        # the fits behind summary.json's laws (fits.npz); refitted from the points where it is missing
         if lc is not None or "learning_curve" not in summary:
             form = (lc or {}).get("form") or "auto"
-            data.lc_fit = _refit(points, form, data.random_guess, notes, "learning curve")
+            data.lc_fit = read_fit(folder, "learning_curve", lc) or _refit(
+                points, form, data.random_guess, notes, "learning curve"
+            )
         if data.size_law is not None or "model_size_law" not in summary:
-            data.size_fit = _refit_size(points, notes)
+            data.size_fit = read_fit(folder, "model_size_law", data.size_law) or _refit_size(points, notes)
         # summary.json missing: the words come from the refits (same shape as summary.json's laws)
         largest = points[-1]["data_size"] if points else None
         if "learning_curve" not in summary and data.lc_fit is not None:
