@@ -6,6 +6,7 @@ and the output folder is created only once the backend and device are known to b
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import sys
 import time
@@ -79,82 +80,80 @@ def run_study(
         be = make_backend(backend, workers, **opts)
     else:
         be = backend
-    if threads:  # this process's torch threads, for the run (in-process trials; pool workers get their own)
-        import torch
-
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            return run_study(
-                study,
-                out,
-                source=source,
-                backend=be,
-                workers=workers,
-                device=device,
-                progress=progress,
+    with _torch_threads(threads):  # in-process trials; pool workers get their own
+        out = Path(out)
+        store = Store(out)
+        if on_open:
+            on_open()
+        try:  # the store is closed however the run ends (a full disk, an interrupt)
+            t0 = time.time()
+            store.begin_study(study.name, study.to_dict(), source, info=machine_info(device))
+            search = make_search(study)
+            results = store.result_index()
+            if retry_failed:
+                failed = [k for k, r in results.items() if r["status"] == "failed"]
+                for k in failed:
+                    del results[k]
+                log(f"retrying {len(failed)} failed trials")
+            already = len(results)
+            if already:
+                log(f"resuming: {already} trials already in the store, {search.estimate_total()} planned")
+            started = False
+            try:
+                # Each round asks the search what to run next given everything stored (resumable by design).
+                while todo := [(s, t) for s, t in search.next_trials(results) if trial_id(s) not in results]:
+                    # Readers (status, report) of a run in progress or killed see this configuration's trials.
+                    store.set_current(study.name, {trial_id(s) for s, _ in search.planned(results)})
+                    if progress and not started:
+                        progress.start(max(search.estimate_total(), already + len(todo)), already, todo)
+                        started = True
+                    elif progress:
+                        progress.extend(len(todo))
+                    tags = {trial_id(s): t for s, t in todo}
+                    for s, _ in todo:  # a user trainer's per-trial work folders (not part of the trial id)
+                        if "env" in s:
+                            s["env"]["trials_dir"] = str(out.resolve() / "trials")
+                    for spec, result in be.map([s for s, _ in todo], device):
+                        store.add(
+                            study.name, spec, result, tags[result["id"]]
+                        )  # committed before the next is scheduled
+                        results[result["id"]] = result
+                        if progress:
+                            progress.advance(spec, result)
+            finally:
+                if progress and started:
+                    progress.stop()
+            store.set_current(study.name, {trial_id(s) for s, _ in search.planned(results)})
+            prev = next((s["info"] for s in store.studies() if s["name"] == study.name), {})
+            wall = prev.get("wall_time_total", 0.0) + (time.time() - t0)
+            store.update_study_info(study.name, wall_time_total=wall, last_run_wall_time=time.time() - t0)
+            fits = {}
+            summary = summarize(
+                store,
+                study.name,
+                study.to_dict(),
                 form=form,
-                log=log,
-                retry_failed=retry_failed,
-                on_open=on_open,
+                extra={"wall_time_s": round(wall, 1), "device": device},
+                fits=fits,
             )
+            write_summary(out, summary)
+            write_fits(out, fits)  # the arrays behind the summary's laws: the report reads them, no refit
         finally:
-            torch.set_num_threads(before)
-    out = Path(out)
-    store = Store(out)
-    if on_open:
-        on_open()
-    try:  # the store is closed however the run ends (a full disk, an interrupt)
-        t0 = time.time()
-        store.begin_study(study.name, study.to_dict(), source, info=machine_info(device))
-        search = make_search(study)
-        results = store.result_index()
-        if retry_failed:
-            failed = [k for k, r in results.items() if r["status"] == "failed"]
-            for k in failed:
-                del results[k]
-            log(f"retrying {len(failed)} failed trials")
-        already = len(results)
-        if already:
-            log(f"resuming: {already} trials already in the store, {search.estimate_total()} planned")
-        started = False
-        try:
-            # Each round asks the search what to run next given everything stored (resumable by design).
-            while todo := [(s, t) for s, t in search.next_trials(results) if trial_id(s) not in results]:
-                # Readers (status, report) of a run in progress or killed see this configuration's trials.
-                store.set_current(study.name, {trial_id(s) for s, _ in search.planned(results)})
-                if progress and not started:
-                    progress.start(max(search.estimate_total(), already + len(todo)), already, todo)
-                    started = True
-                elif progress:
-                    progress.extend(len(todo))
-                tags = {trial_id(s): t for s, t in todo}
-                for s, _ in todo:  # a user trainer's per-trial work folders (not part of the trial id)
-                    if "env" in s:
-                        s["env"]["trials_dir"] = str(out.resolve() / "trials")
-                for spec, result in be.map([s for s, _ in todo], device):
-                    store.add(study.name, spec, result, tags[result["id"]])  # committed before the next is scheduled
-                    results[result["id"]] = result
-                    if progress:
-                        progress.advance(spec, result)
-        finally:
-            if progress and started:
-                progress.stop()
-        store.set_current(study.name, {trial_id(s) for s, _ in search.planned(results)})
-        prev = next((s["info"] for s in store.studies() if s["name"] == study.name), {})
-        wall = prev.get("wall_time_total", 0.0) + (time.time() - t0)
-        store.update_study_info(study.name, wall_time_total=wall, last_run_wall_time=time.time() - t0)
-        fits = {}
-        summary = summarize(
-            store,
-            study.name,
-            study.to_dict(),
-            form=form,
-            extra={"wall_time_s": round(wall, 1), "device": device},
-            fits=fits,
-        )
-        write_summary(out, summary)
-        write_fits(out, fits)  # the arrays behind the summary's laws: the report reads them, no refit
+            store.close()
+        return summary
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    """This process's torch threads set to `n` for the block (None: left as they are)."""
+    if not n:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
     finally:
-        store.close()
-    return summary
+        torch.set_num_threads(before)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jinja2
 
+from scalinglab.fmt import ErrorFormat
 from scalinglab.report import words
 from scalinglab.report.data import EXTRAPOLATE, ReportData
 
@@ -33,7 +34,7 @@ def context(d: ReportData, plots: dict[str, bytes]) -> dict:
     """Everything the template shows; shared with tests (plain data, nothing escaped yet)."""
     from scalinglab import __version__
 
-    f = words.Fmt(d.is_rate)
+    f = ErrorFormat(d.is_rate)
     cfg = d.study.get("config") or {}
     return {
         "name": d.name,

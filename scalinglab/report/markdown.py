@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from scalinglab.fmt import ErrorFormat
 from scalinglab.report import words
 from scalinglab.report.data import EXTRAPOLATE, ReportData
 
@@ -40,7 +41,7 @@ def table(head, rows) -> str:
 
 
 def render(d: ReportData, plots: dict[str, bytes], plot_dir: str = "plots") -> str:
-    f = words.Fmt(d.is_rate)
+    f = ErrorFormat(d.is_rate)
     head = words.headline(d, f)
     cfg = d.study.get("config") or {}
     md = [f"# {esc(d.name)}", ""]

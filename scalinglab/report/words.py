@@ -18,9 +18,6 @@ HESTNESS_EXPONENTS = "-0.07 to -0.35"
 HESTNESS_SIZE = "0.5 to 1"
 
 
-Fmt = ErrorFormat  # (the name the report modules use)
-
-
 def region_of(x: float, regions: dict) -> str | None:
     """Which region of the fitted curve a data size lies in (None when the fit has no regions)."""
     s, i = regions.get("small_data_end"), regions.get("irreducible_start")
@@ -41,7 +38,7 @@ REGION_ADVICE = {
 }
 
 
-def headline(d: ReportData, f: Fmt) -> dict:
+def headline(d: ReportData, f: ErrorFormat) -> dict:
     """{'sentences': [...], 'cards': [{'label', 'value', 'sub'}], 'cautions': [...]}"""
     lc, sl, pts = d.lc, d.size_law, d.points
     sentences, cards, cautions = [], [], []
@@ -188,7 +185,7 @@ def _mult(x, pts) -> str:
     return f"{x / pts[-1]['data_size']:.0f}×"
 
 
-def predictions_table(d: ReportData, f: Fmt) -> dict | None:
+def predictions_table(d: ReportData, f: ErrorFormat) -> dict | None:
     lc, sl = d.lc or {}, d.size_law or {}
     preds = lc.get("predictions") or []
     if not preds:
@@ -249,7 +246,7 @@ def laws_table(d: ReportData) -> list[dict]:
     return out
 
 
-def best_table(d: ReportData, f: Fmt) -> dict | None:
+def best_table(d: ReportData, f: ErrorFormat) -> dict | None:
     """Per-subset best config and score (with train/test error when the trials have them)."""
     if not d.points:
         return None
@@ -299,7 +296,7 @@ TRIAL_COLS = [
 ]
 
 
-def trials_table(d: ReportData, f: Fmt) -> dict:
+def trials_table(d: ReportData, f: ErrorFormat) -> dict:
     """All trials; each cell is (text, sort key) so the HTML table can sort numerically."""
     df = d.trials
     # hyperparameters only when the study varied them (a search), tags always
@@ -417,7 +414,7 @@ def subtitle(d: ReportData) -> str:
     return " · ".join(parts)
 
 
-def factor_section(d: ReportData, f: Fmt) -> dict | None:
+def factor_section(d: ReportData, f: ErrorFormat) -> dict | None:
     """Per level: exponent, floor, error at the largest size; the verdict of summary.json's comparison."""
     from scalinglab.report.data import comparison_exponent, factor_levels
 
@@ -471,7 +468,7 @@ def _ratio_label(key: str) -> str:
     return body.replace("_over_", " / ") + where
 
 
-def weighting_table(d: ReportData, f: Fmt) -> dict | None:
+def weighting_table(d: ReportData, f: ErrorFormat) -> dict | None:
     """Auxiliary-data weighting study: the best weight w per data size and model size."""
     w = d.summary.get("weighting")
     if not isinstance(w, dict) or not w.get("by_data_size"):

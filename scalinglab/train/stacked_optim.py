@@ -80,43 +80,22 @@ class StackedOptimizer:
 
     def _adam(self, ps, gs, ms, vs, lr, wd):
         b1, b2 = self.betas
+        hp = {
+            "lr": lr,
+            "beta1": b1,
+            "beta2": b2,
+            "weight_decay": wd,
+            "eps": self.eps,
+            "amsgrad": False,
+            "maximize": False,
+        }
         if self.fused:  # private kernels: read the step count, update in one pass
             fn = torch._fused_adamw_ if self.kind == "adamw" else torch._fused_adam_
-            fn(
-                ps,
-                gs,
-                ms,
-                vs,
-                [],
-                [self.step_t] * len(ps),
-                lr=lr,
-                beta1=b1,
-                beta2=b2,
-                weight_decay=wd,
-                eps=self.eps,
-                amsgrad=False,
-                maximize=False,
-            )
+            fn(ps, gs, ms, vs, [], [self.step_t] * len(ps), **hp)
             return
         # the public path increments its step tensors itself: hand it t - 1
         steps = [torch.tensor(float(self.t - 1)) for _ in ps]
-        _adam_functional(
-            ps,
-            gs,
-            ms,
-            vs,
-            [],
-            steps,
-            foreach=True,
-            decoupled_weight_decay=self.kind == "adamw",
-            amsgrad=False,
-            beta1=b1,
-            beta2=b2,
-            lr=lr,
-            weight_decay=wd,
-            eps=self.eps,
-            maximize=False,
-        )
+        _adam_functional(ps, gs, ms, vs, [], steps, foreach=True, decoupled_weight_decay=self.kind == "adamw", **hp)
 
     def _sgd(self, ps, gs, bufs, lr, wd, mom):
         if self.fused:
