@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import UserError
+from scalinglab.files import write_atomic
 
 PARTS = ("x", "y", "x_dev", "y_dev", "x_test", "y_test")
 
@@ -48,9 +49,7 @@ def save_arrays(arrays: dict) -> Path:
     path = cache_dir() / "arrays" / f"{h.hexdigest()[:24]}.npz"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, **clean)
-        os.replace(tmp, path)
+        write_atomic(path, lambda tmp: np.savez(tmp, **clean))
     return path
 
 

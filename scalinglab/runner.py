@@ -12,12 +12,18 @@ import sys
 import time
 from pathlib import Path
 
+from scalinglab.analysis.backtest import ledger_entries
 from scalinglab.analysis.summary import summarize, write_fits, write_summary
 from scalinglab.backends import make_backend
 from scalinglab.config import Study
 from scalinglab.search import make_search
 from scalinglab.store import Store
+from scalinglab.store.claims import Claims
+from scalinglab.train.packing import MAX_GROUP
+from scalinglab.train.runners import plan_units
 from scalinglab.train.trial import resolve_device, trial_id
+
+POLL_S = 0.5  # how often a run whose remaining trials are all claimed by others looks for their results
 
 
 def machine_info(device: str) -> dict:
@@ -90,36 +96,46 @@ def run_study(
             store.begin_study(study.name, study.to_dict(), source, info=machine_info(device))
             search = make_search(study)
             results = store.result_index()
+            retrying = set()
             if retry_failed:
-                failed = [k for k, r in results.items() if r["status"] == "failed"]
-                for k in failed:
+                retrying = {k for k, r in results.items() if r["status"] == "failed"}
+                for k in retrying:
                     del results[k]
-                log(f"retrying {len(failed)} failed trials")
+                log(f"retrying {len(retrying)} failed trials")
             already = len(results)
             if already:
                 log(f"resuming: {already} trials already in the store, {search.estimate_total()} planned")
-            started = False
+            started, current = False, None
             try:
-                # Each round asks the search what to run next given everything stored (resumable by design).
-                while todo := [(s, t) for s, t in search.next_trials(results) if trial_id(s) not in results]:
-                    # Readers (status, report) of a run in progress or killed see this configuration's trials.
-                    store.set_current(study.name, {trial_id(s) for s, _ in search.planned(results)})
-                    if progress and not started:
-                        progress.start(max(search.estimate_total(), already + len(todo)), already, todo)
-                        started = True
-                    elif progress:
-                        progress.extend(len(todo))
-                    tags = {trial_id(s): t for s, t in todo}
-                    for s, _ in todo:  # a user trainer's per-trial work folders (not part of the trial id)
-                        if "env" in s:
-                            s["env"]["trials_dir"] = str(out.resolve() / "trials")
-                    for spec, result in be.map([s for s, _ in todo], device):
-                        store.add(
-                            study.name, spec, result, tags[result["id"]]
-                        )  # committed before the next is scheduled
-                        results[result["id"]] = result
-                        if progress:
-                            progress.advance(spec, result)
+                with Claims(store, study.name) as claims:
+                    # Each round asks the search what to run next given everything stored (resumable by
+                    # design), claims a share of it (other runs on this store take the rest), trains it.
+                    while todo := [(s, t) for s, t in search.next_trials(results) if trial_id(s) not in results]:
+                        planned = {trial_id(s) for s, _ in search.planned(results)}
+                        if planned != current:  # readers of a run in progress or killed see this configuration's
+                            store.set_current(study.name, planned)
+                            current = planned
+                        if progress and not started:
+                            progress.start(max(search.estimate_total(), already + len(todo)), already, todo)
+                            started = True
+                        elif progress:
+                            progress.extend(len(todo))
+                        by_id = {trial_id(s): (s, t) for s, t in todo}
+                        mine = claims.take(list(by_id), _share(be, device, batched, by_id), retry_failed=retry_failed)
+                        if not mine:  # all of it is being trained by other runs: wait for their results
+                            time.sleep(POLL_S)
+                        for s, _ in (by_id[i] for i in mine):  # a user trainer's work folders (not in the id)
+                            if "env" in s:
+                                s["env"]["trials_dir"] = str(out.resolve() / "trials")
+                        for spec, result in be.map([by_id[i][0] for i in mine], device):
+                            store.add(study.name, spec, result, by_id[result["id"]][1])  # committed before the next
+                            claims.release(result["id"])
+                            results[result["id"]] = result
+                            if progress:
+                                progress.advance(spec, result)
+                        theirs = _stored_by_others(store, results, retrying)
+                        if progress and theirs and hasattr(progress, "shared"):
+                            progress.shared(theirs)
             finally:
                 if progress and started:
                     progress.stop()
@@ -136,11 +152,43 @@ def run_study(
                 extra={"wall_time_s": round(wall, 1), "device": device},
                 fits=fits,
             )
+            if summary.get("learning_curve"):  # the ledger: a later, larger run scores these forecasts
+                store.add_forecasts(study.name, ledger_entries(summary["learning_curve"], summary["points"]))
             write_summary(out, summary)
             write_fits(out, fits)  # the arrays behind the summary's laws: the report reads them, no refit
         finally:
             store.close()
         return summary
+
+
+def _share(be, device: str, batched: bool, by_id: dict):
+    """How much of the free work this run claims at once (see store/claims.py): in-process, one unit
+    (a group of same-shape trials) at a time, so a run that joins later finds work left; a pool or Ray
+    takes a unit per worker when others are running, and everything when alone (a new pool per claim
+    would cost a spawn each). Shared with n runs, units are cut to 1/n of the free trials at most."""
+    from scalinglab.backends.local import InProcessBackend
+
+    def pick(free: list[str], n_live: int) -> list[str]:
+        parallel = 1 if isinstance(be, InProcessBackend) else max(1, getattr(be, "workers", 1) or 1)
+        if n_live <= 1 and parallel > 1:
+            return free
+        specs = [by_id[i][0] for i in free]
+        cap = max(1, min(getattr(be, "max_group", MAX_GROUP), -(-len(specs) // n_live)))
+        units = plan_units(specs, device, getattr(be, "batched", batched), cap)[:parallel]
+        return [trial_id(s) for unit in units for s in unit]
+
+    return pick
+
+
+def _stored_by_others(store: Store, results: dict, retrying: set) -> int:
+    """Add to `results` the trials other runs on this store have finished since; returns how many. A
+    failed trial this run is retrying stays out until this run has retried it."""
+    n = 0
+    for k, r in store.result_index().items():
+        if k not in results and not (r["status"] == "failed" and k in retrying):
+            results[k] = r
+            n += 1
+    return n
 
 
 @contextlib.contextmanager

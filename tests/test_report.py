@@ -144,9 +144,10 @@ def test_html_report_is_self_contained_and_complete(study):
     # self-contained: no external resource of any kind
     assert not re.search(r'(src|href)="(?!data:)', html)
     assert "<link" not in html and "@import" not in html
-    imgs = _imgs(html)
-    assert len(imgs) == 3 and all(b.startswith(b"\x89PNG") and len(b) > 5000 for b in imgs)
+    imgs = _imgs(html)  # learning curve, per size, model size, backtest (the smoke study has 6 sizes)
+    assert len(imgs) == 4 and all(b.startswith(b"\x89PNG") and len(b) > 5000 for b in imgs)
     assert sorted(p.name for p in (study / "plots").glob("*.png")) == [
+        "backtest.png",
         "learning_curve.png",
         "model_size.png",
         "model_size_curves.png",
@@ -226,7 +227,7 @@ def test_factors_section_appears_only_with_factors(study):
     }
     (study / "summary.json").write_text(json.dumps(s))
     html = write_report(study).read_text()
-    assert "Factor comparison: optimizer" in html and len(_imgs(html)) == 4
+    assert "Factor comparison: optimizer" in html and len(_imgs(html)) == 5
     assert "the curves shift" in html and "sgd &lt;i&gt;" in html
     assert (study / "plots" / "factors.png").exists()
     assert "Factor: optimizer" in write_report(study, fmt="md").read_text()

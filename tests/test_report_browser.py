@@ -261,7 +261,7 @@ def test_report_renders_in_chromium(browser, report):
 
     assert not errors, f"console errors: {errors}"
     assert not dialogs, "a script from the study name ran"
-    assert len(imgs) == 3
+    assert len(imgs) == 4  # learning curve, per size, model size, forecasts checked
     for alt, complete, w, h in imgs:
         assert complete and w > 100 and h > 100, f"image {alt!r} did not decode ({w}x{h})"
     assert "Dev error falls as m^" in text and "Headline" in text

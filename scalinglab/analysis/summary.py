@@ -6,12 +6,13 @@ Reads only from the store (reports and re-summaries never depend on a run's memo
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from scalinglab.analysis.backtest import backtest_section, score_ledger
 from scalinglab.analysis.points import best_points, points_list
+from scalinglab.files import write_atomic
 from scalinglab.fmt import jsonable
 from scalinglab.store import Store
 
@@ -133,6 +134,9 @@ def summarize(
             out["bayes_error"] = ds.meta["bayes_error"]
     seeds = config.get("seeds")
     out.update(_curve_section(df, seeds, out["random_guess_error"], form, fits, ""))
+    # every forecast checked: from the study's own prefixes, and the earlier runs' forecasts (ledger)
+    out["backtest"] = backtest_section(out["points"], y0=out["random_guess_error"], form=form)
+    out["forecast_ledger"] = score_ledger(store.forecasts(study_name), out["points"])
     factor = (config.get("search") or {}).get("factor")
     if factor and len(df):
         levels = df["config"].map(lambda c: level_of(c, factor))
@@ -212,13 +216,7 @@ def compare_levels(levels: dict, y0: float | None = None) -> dict:
 
 def write_summary(folder: Path, summary: dict) -> Path:
     path = Path(folder) / "summary.json"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per writer (concurrent runs)
-    try:
-        tmp.write_text(json.dumps(summary, indent=2))
-        tmp.replace(path)  # never a half-written summary
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))  # never half-written
 
 
 FITS = "fits.npz"  # beside summary.json: the arrays behind its laws (CurveFit.arrays), so readers need not refit
@@ -233,13 +231,7 @@ def write_fits(folder: Path, fits: dict) -> Path:
         for name, arr in fit.arrays().items():
             flat[f"{key}|{name}"] = arr
         flat[f"{key}|params"] = np.array(json.dumps(jsonable(fit.to_dict()["params"]), sort_keys=True))
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, **flat)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomic(path, lambda tmp: np.savez(tmp, **flat))
 
 
 def read_fit(folder: Path, key: str, law: dict | None):

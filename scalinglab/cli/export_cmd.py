@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from scalinglab.errors import UserError
+from scalinglab.files import write_atomic as _write_atomic
 
 HELP = "export a study's trials (one row per trial) as CSV or Parquet, or as MLflow runs"
 
@@ -60,9 +61,7 @@ def write_parquet(df, path: Path) -> None:
             pa.array(df[c], from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             df[c] = df[c].map(lambda v: None if v is None else str(v))
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_parquet(tmp, index=False, engine="pyarrow")
-    tmp.replace(path)
+    _write_atomic(path, lambda tmp: df.to_parquet(tmp, index=False, engine="pyarrow"))
 
 
 def run(args) -> int:
@@ -98,10 +97,7 @@ def run(args) -> int:
 
 
 def write_atomic(path: Path, text: str, field: str) -> None:
-    """Write `text` to `path` whole or not at all (a per-writer temporary file, renamed; removed on
-    failure); an unwritable place is one line."""
-    import os
-
+    """Write `text` to `path` whole or not at all (files.write_atomic); an unwritable place is one line."""
     from scalinglab.errors import UserError
 
     if path.is_dir():
@@ -111,12 +107,9 @@ def write_atomic(path: Path, text: str, field: str) -> None:
             f"{field}: given {str(path)!r}; its folder {str(path.parent)!r} does not exist; "
             f"allowed: a file in an existing folder"
         )
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        _write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise UserError(
             f"{field}: cannot write {str(path)!r} ({e.strerror or e}); allowed: a writable place, or --csv - for stdout"
         ) from None

@@ -23,6 +23,7 @@ COMMANDS = {
     "report": "scalinglab.cli.report_cmd",
     "diagnose": "scalinglab.cli.diagnose_cmd",
     "plan": "scalinglab.cli.plan_cmd",
+    "backtest": "scalinglab.cli.backtest_cmd",
 }
 
 

@@ -51,5 +51,9 @@ class StudyProgress:
             self.console.print(f"[yellow]trial {result['id']} {result['status']}: {escape(str(result.get('error')))}")
         self.bar.update(self.task, advance=1, now=now)
 
+    def shared(self, n: int):
+        """`n` trials were finished by another run on the same store (store/claims.py)."""
+        self.bar.update(self.task, advance=n)
+
     def stop(self):
         self.bar.stop()

@@ -14,6 +14,7 @@ def register(p):
 
 def run(args) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from scalinglab.analysis.points import candidate_scores
@@ -22,6 +23,7 @@ def run(args) -> int:
     from scalinglab.search import make_search
     from scalinglab.search.grid import level_name
     from scalinglab.store import Store
+    from scalinglab.store.claims import live_runs
     from scalinglab.train.trial import trial_id
 
     console = Console(width=max(Console().width, 100))
@@ -71,6 +73,11 @@ def run(args) -> int:
                         str(int(best.n_seeds)) if best is not None else "-",
                     )
             console.print(table)
+            for r in live_runs(store, st["name"]):  # runs training it now (store/claims.py)
+                console.print(
+                    f"running: {escape(r['host'])} pid {r['pid']}, {r['claimed']} trials claimed, "
+                    f"heartbeat {r['heartbeat_age_s']:.0f} s ago"
+                )
             _print_failed(console, store, st["name"], df, args.failed)
     return 0
 

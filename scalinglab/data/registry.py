@@ -7,7 +7,6 @@ written) and the options it accepts with their defaults (so unknown options are 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import UserError
+from scalinglab.files import write_atomic
 
 
 @dataclasses.dataclass
@@ -177,14 +177,12 @@ def load(name: str, options: dict | None = None, *, where: str = "study") -> Dat
             ds = None
     if ds is None:
         ds = DATASETS[name].make(**options)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
         arrays = {k: getattr(ds, k) for k in ("x_train", "y_train", "x_dev", "y_dev", "x_test", "y_test")}
         try:  # the disk cache only saves time: a read-only or full cache folder is not an error
             path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(tmp, **arrays, n_classes=ds.n_classes, meta=json.dumps(ds.meta))
-            os.replace(tmp, path)  # atomic: concurrent workers never read a half-written file
+            # whole or not at all: concurrent workers never read a half-written file
+            write_atomic(path, lambda tmp: np.savez(tmp, **arrays, n_classes=ds.n_classes, meta=json.dumps(ds.meta)))
         except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
+            pass  # (write_atomic leaves no temporary file behind)
     _MEMO[key] = ds
     return ds

@@ -65,16 +65,12 @@ def _write_plots(out_dir: Path, plots: dict) -> None:
 
 
 def _write_whole(path: Path, blob: bytes) -> None:
-    import os
-
     from scalinglab.errors import UserError
+    from scalinglab.files import write_atomic
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per writer: concurrent runs never share it
     try:
-        tmp.write_bytes(blob)
-        tmp.replace(path)
+        write_atomic(path, lambda tmp: tmp.write_bytes(blob))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise UserError(
             f"{path}: cannot write the report ({e.strerror or e}); allowed: a writable study "
             f"folder (or `scalinglab report DIR --stdout`)"

@@ -43,6 +43,7 @@ def context(d: ReportData, plots: dict[str, bytes]) -> dict:
         "head": words.headline(d, f),
         "preds": words.predictions_table(d, f),
         "laws": words.laws_table(d),
+        "backtest": words.backtest_section(d, f),
         "factor": words.factor_section(d, f),
         "weighting": words.weighting_table(d, f),
         "best": words.best_table(d, f),

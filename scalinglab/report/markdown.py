@@ -24,6 +24,10 @@ CAPTIONS = {
     "model_size_curves": ("Curves per model size", "dev error vs data for each model size"),
     "model_size": ("Model size vs data", "best-fit parameters vs data with the fitted law"),
     "factors": ("Factor comparison", "one learning curve per factor level"),
+    "backtest": (
+        "Forecasts against later measurement",
+        "each forecast from a prefix of the points (and from earlier runs) with its 90% interval",
+    ),
 }
 
 
@@ -77,6 +81,14 @@ def render(d: ReportData, plots: dict[str, bytes], plot_dir: str = "plots") -> s
     if wt:
         md += ["## Auxiliary-data weighting", "", esc(wt["selection"]), "", table(wt["head"], wt["rows"]), ""]
         md += [f"- {esc(x)}" for x in wt["findings"]] + [""]
+    bt = words.backtest_section(d, f)
+    if bt:
+        md += ["## Forecasts checked", ""] + [esc(s) + "  " for s in bt["sentences"]] + [""]
+        if bt["ledger_rows"]:
+            md += [table(bt["ledger_head"], bt["ledger_rows"]), ""]
+        if bt["rows"]:
+            md += ["<details><summary>every backtest forecast</summary>", "", table(bt["head"], bt["rows"]), ""]
+            md += ["</details>", ""]
     best = words.best_table(d, f)
     if best:
         md += ["## Best configuration per subset", "", table(best["head"], best["rows"]), ""]

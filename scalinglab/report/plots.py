@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from scalinglab import fmt
+from scalinglab.files import write_atomic
 from scalinglab.report.data import EXTRAPOLATE, ReportData, curves_by_size
 
 DPI = 110
@@ -455,12 +456,55 @@ def weighting(data: ReportData) -> bytes | None:
         return _png(fig)
 
 
+REACH_COLORS = {"<=2x": BLUE, "<=4x": ORANGE, ">4x": RED}
+
+
+def _reach(factor: float) -> str:
+    return "<=2x" if factor <= 2.01 else "<=4x" if factor <= 4.01 else ">4x"
+
+
+def draw_backtest(rows: list[dict], ledger: list[dict], *, pct: bool) -> bytes | None:
+    """Forecast against later measurement: a point per (prefix, later point) of the backtest and per
+    scored ledger forecast, with its 90% interval as a bar; on the diagonal a forecast was exact."""
+    if not rows and not ledger:
+        return None
+    with matplotlib.rc_context(STYLE):
+        fig, ax = _axes((6.4, 4.6))
+        vals = [v for r in (*rows, *ledger) for v in (r["measured"], r["lo"], r["hi"]) if v > 0]
+        lo, hi = min(vals) / 1.3, max(vals) * 1.3
+        ax.plot([lo, hi], [lo, hi], color=GREY, lw=1, ls="--", zorder=1, label="forecast = measured")
+        for reach, color in REACH_COLORS.items():
+            rs = [r for r in rows if _reach(r["factor"]) == reach]
+            if rs:
+                m = np.array([r["measured"] for r in rs])
+                f = np.array([r["forecast"] for r in rs])
+                bars = np.array([[r["forecast"] - r["lo"] for r in rs], [r["hi"] - r["forecast"] for r in rs]])
+                ax.errorbar(m, f, yerr=bars, fmt="o", ms=5, color=color, alpha=0.8, lw=1, label=f"backtest, {reach}")
+        if ledger:
+            m = np.array([r["measured"] for r in ledger])
+            f = np.array([r["value"] for r in ledger])
+            bars = np.array([[r["value"] - r["lo"] for r in ledger], [r["hi"] - r["value"] for r in ledger]])
+            ax.errorbar(m, f, yerr=bars, fmt="s", ms=7, mfc="none", color=INK, lw=1, label="earlier run's forecast")
+        _log_axes(ax, lo, hi, pct=pct, xlabel="measured later", ylabel="forecast (90% interval)")
+        ax.set_xlim(lo, hi)
+        ax.xaxis.set_major_locator(FixedLocator(_nice_ticks(lo, hi)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt.pct(v) if pct else f"{v:.3g}"))
+        ax.legend(loc="upper left", fontsize=8)
+        return _png(fig)
+
+
+def backtest(data: ReportData) -> bytes | None:
+    bt = data.summary.get("backtest") or {}
+    return draw_backtest(bt.get("rows") or [], data.summary.get("forecast_ledger") or [], pct=_pct_axis(data))
+
+
 PLOTS = {
     "learning_curve": learning_curve,
     "model_size_curves": per_size,
     "model_size": model_size,
     "factors": factors,
     "weighting": weighting,
+    "backtest": backtest,
 }
 
 
@@ -475,7 +519,5 @@ def make_plots(data: ReportData, out_dir: Path | None = None) -> dict[str, bytes
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, png in out.items():
-            tmp = out_dir / f".{name}.png.tmp"
-            tmp.write_bytes(png)
-            tmp.replace(out_dir / f"{name}.png")
+            write_atomic(out_dir / f"{name}.png", lambda tmp, png=png: tmp.write_bytes(png))
     return out

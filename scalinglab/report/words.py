@@ -11,7 +11,7 @@ import json
 import math
 
 from scalinglab.fit.laws import LAWS
-from scalinglab.fmt import ErrorFormat, count, finite, human, interval, num
+from scalinglab.fmt import ErrorFormat, count, finite, human, interval, num, pct
 from scalinglab.report.data import ReportData, size_label
 
 HESTNESS_EXPONENTS = "-0.07 to -0.35"
@@ -215,6 +215,66 @@ def predictions_table(d: ReportData, f: ErrorFormat) -> dict | None:
         ],
         "rows": rows,
     }
+
+
+def backtest_section(d: ReportData, f: ErrorFormat) -> dict | None:
+    """The study's forecasts checked: from its own prefixes (backtest) and earlier runs' (ledger)."""
+    bt, ledger = d.summary.get("backtest") or {}, d.summary.get("forecast_ledger") or []
+    score = (bt.get("score") or {}).get("all")
+    if not score and not ledger:
+        return None
+    out = {"sentences": [], "head": [], "rows": [], "ledger_head": [], "ledger_rows": []}
+    if score:
+        s = bt["score"]
+        parts = [
+            f"{k}: {pct(v['coverage'])} inside, median error {pct(v['median_rel_error'])} ({v['n']})"
+            for k, v in s.items()
+            if k != "all" and v
+        ]
+        w = score["median_width_over_value"]
+        width = pct(w) if w is not None else "n/a"
+        out["sentences"].append(
+            f"Fitted from the first {bt['min_points']}, {bt['min_points'] + 1}, ... points the way the summary "
+            f"is fitted, the forecasts of each later point fell inside their 90% interval "
+            f"{pct(score['coverage'])} of the time ({score['n']} checks), median relative error "
+            f"{pct(score['median_rel_error'])}, median interval width {width} "
+            f"of the forecast. By reach: " + "; ".join(parts) + "."
+        )
+        out["head"] = ["from (points, last size)", "to", "× last", "form", "forecast", "90% interval", "measured", ""]
+        out["rows"] = [
+            [
+                f"{r['from_points']}, {count(r['from_data_size'])}",
+                count(r["data_size"]),
+                f"{r['factor']:.0f}×",
+                r["form"],
+                f.err(r["forecast"]),
+                f.err_ci([r["lo"], r["hi"]]),
+                f.err(r["measured"]),
+                "inside" if r["inside"] else "OUTSIDE",
+            ]
+            for r in bt["rows"]
+        ]
+    if ledger:
+        inside = sum(r["inside"] for r in ledger)
+        out["sentences"].append(
+            f"Forecasts stored by earlier runs of this study, now measured: {inside} of {len(ledger)} inside "
+            f"their 90% interval, median relative error "
+            f"{pct(float(sorted(r['rel_error'] for r in ledger)[len(ledger) // 2]))}."
+        )
+        out["ledger_head"] = ["made", "from (points, last size)", "for", "forecast", "90% interval", "measured", ""]
+        out["ledger_rows"] = [
+            [
+                _dt.datetime.fromtimestamp(r["made_at"]).strftime("%Y-%m-%d %H:%M"),
+                f"{r['from_points']}, {count(r['from_data_size'])}",
+                count(r["data_size"]),
+                f.err(r["value"]),
+                f.err_ci([r["lo"], r["hi"]]),
+                f.err(r["measured"]),
+                "inside" if r["inside"] else "OUTSIDE",
+            ]
+            for r in ledger
+        ]
+    return out
 
 
 def laws_table(d: ReportData) -> list[dict]:

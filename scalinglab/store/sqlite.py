@@ -6,6 +6,7 @@
   no-op, so a resumed or concurrent run never duplicates a row.
 - Each finished trial is committed before the next is started (`add` commits), so `kill -9` loses at
   most the trial in flight.
+- Runs on one store share the work through claimed trials with heartbeats (store/claims.py).
 """
 
 from __future__ import annotations
@@ -54,6 +55,33 @@ CREATE TABLE IF NOT EXISTS studies (
     started_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     info TEXT NOT NULL DEFAULT '{}'  -- JSON: machine, versions, wall time
+);
+-- Runs sharing one store (store/claims.py): each run beats in `runners`; a trial it is training is
+-- claimed in `claims`, so the other runs leave it alone while the claimer is alive.
+CREATE TABLE IF NOT EXISTS runners (
+    owner TEXT PRIMARY KEY,          -- host:pid:random, one per run
+    study TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    heartbeat REAL NOT NULL
+);
+-- The forecast ledger (analysis/backtest.py): each run's summary forecasts, scored by later runs.
+CREATE TABLE IF NOT EXISTS forecasts (
+    study TEXT NOT NULL,
+    basis TEXT NOT NULL,             -- JSON [[data size, error], ...]: the points it was made from
+    data_size INTEGER NOT NULL,
+    value REAL NOT NULL,
+    lo REAL NOT NULL,
+    hi REAL NOT NULL,
+    form TEXT,
+    made_at REAL NOT NULL,
+    PRIMARY KEY (study, basis, data_size)
+);
+CREATE TABLE IF NOT EXISTS claims (
+    id TEXT PRIMARY KEY,             -- a trial id
+    owner TEXT NOT NULL,
+    claimed_at REAL NOT NULL
 );
 """
 
@@ -308,6 +336,29 @@ class Store:
                 raise
 
         _retry(write)
+
+    # --- the forecast ledger -------------------------------------------------------------------
+    def add_forecasts(self, study: str, entries: list[dict]) -> None:
+        """Keep a summary's forecasts (analysis/backtest.ledger_entries); the same forecast from the same
+        points is kept once, with the time it was first made."""
+        now = time.time()
+        rows = [
+            (study, json.dumps(e["basis"]), e["data_size"], e["value"], e["lo"], e["hi"], e["form"], now)
+            for e in entries
+        ]
+        _retry(lambda: self.conn.executemany("INSERT OR IGNORE INTO forecasts VALUES (?,?,?,?,?,?,?,?)", rows))
+
+    def forecasts(self, study: str) -> list[dict]:
+        """The stored forecasts of `study` (none in a store from before the ledger)."""
+        try:
+            rows = self.conn.execute(
+                "SELECT basis, data_size, value, lo, hi, form, made_at FROM forecasts WHERE study=? ORDER BY made_at",
+                (study,),
+            ).fetchall()
+        except sqlite3.OperationalError:  # a read-only store written before the ledger existed
+            return []
+        keys = ("basis", "data_size", "value", "lo", "hi", "form", "made_at")
+        return [{**dict(zip(keys, r)), "basis": json.loads(r[0])} for r in rows]
 
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
