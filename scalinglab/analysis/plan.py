@@ -14,7 +14,11 @@
      finished trials (on the study's device).
 4. Floor: a target at or below the fitted floor cannot be reached with this model family, at any data
    size; inside the floor's interval it may not be.
-5. With a FLOP budget: the joint law L(N, D) = E + A/N**alpha + B/D**beta fitted on (params, data size,
+5. Capacity: when the model grid caps the curve (analysis/model_axis.py: the largest model tried is
+   the best at the largest data size and its capacity term is a large share of the error), the floor
+   above is the grid's; the joint law over every candidate, with the model grown along the model-size
+   law, says at what data size and model size the target is reached.
+6. With a FLOP budget: the joint law L(N, D) = E + A/N**alpha + B/D**beta fitted on (params, data size,
    min dev error) of every finished trial, and its compute-optimal (N, D). `compute_optimal` assumes C = 6 N D,
    so the budget is first converted: C_6ND = C * 6 / (FLOPs per parameter per example x epochs).
 """
@@ -183,9 +187,65 @@ def plan(
             ]
             if cm["throughput_flops_per_s"]:
                 out["hours"] = out["flops"] / cm["throughput_flops_per_s"] / 3600
+    capacity = _capacity(df, points, r, y0, law, target, M)
+    if capacity:  # the grid caps the curve: its floor is the grid's, and a bigger model is the answer
+        out["capacity"] = capacity
+        out["reachable_with_bigger_model"] = capacity.get("grown_data_size") is not None
+        if not out["reachable"]:
+            out["verdict"] = "not with the model sizes tried: " + capacity["verdict"]
+        else:
+            out["verdict"] += "; " + capacity["verdict"]
     # the joint fit takes tens of seconds (grid of starts + bootstrap): only when a budget is asked for
     out["joint"] = _joint(df, cm, max_flops, target) if max_flops is not None else None
     out["device"] = device
+    return out
+
+
+def _capacity(df, points, regions, y0, size_law, target: float, M: float) -> dict | None:
+    """When the model grid caps the learning curve (analysis/model_axis.py): the grid's capacity floor
+    and, along the model-size law, the data size and parameters at which the joint law reaches the
+    target, with the smallest model that reaches it there."""
+    from scalinglab.analysis.model_axis import GROW_SHARE, grown_params, model_axis, params_for
+    from scalinglab.analysis.points import candidate_scores
+    from scalinglab.fit.engine import FitError
+
+    try:
+        axis = model_axis(candidate_scores(df), points, regions, y0=y0, size_fit=size_law, factors=())
+    except (FitError, ValueError, UserError):
+        return None
+    if not axis or not axis["capped"]:
+        return None
+    p, cf = axis["params"], axis["capacity_floor"]
+    out = {
+        "capacity_floor": cf["value"],
+        "capacity_floor_ci": cf["ci"],
+        "largest_model_params": axis["largest_model_params"],
+        "irreducible": axis["irreducible"]["value"],
+        "irreducible_ci": axis["irreducible"]["ci"],
+    }
+    what = (
+        f"the model grid caps the curve: with the largest model tried ({axis['largest_model_params']:,.0f} params) "
+        f"the error flattens at {cf['value']:.4g} [{cf['ci'][0]:.4g}, {cf['ci'][1]:.4g}] (joint law over every "
+        f"candidate), the grid's capacity floor, not an irreducible error ({p['E']:.4g})"
+    )
+    if target <= p["E"]:
+        out["verdict"] = what + "; the target is below the joint law's irreducible error too"
+        return out
+    ms = np.geomspace(M, M * HORIZON, 4000)
+    grown = grown_params(p, ms)  # the model-size law is bounded by the grid here: the joint law grows it
+    loss = p["E"] + p["A"] / grown ** p["alpha"] + p["B"] / ms ** p["beta"]
+    idx = np.nonzero(loss <= target)[0]
+    if idx.size:
+        m = float(ms[idx[0]])
+        need = params_for(axis, target, m)
+        out.update(grown_data_size=m, grown_params=float(grown[idx[0]]), min_params=need)
+        out["verdict"] = (
+            what + f"; add larger models: grown with the data (capacity term at {GROW_SHARE:.0%} of the data term) "
+            f"the target is reached at about "
+            f"{m:,.0f} examples with {grown[idx[0]]:,.0f} params (at least {need:,.0f} params at that data size)"
+        )
+    else:
+        out["verdict"] = what + "; even with the model grown with the data, the joint law does not reach the target"
     return out
 
 

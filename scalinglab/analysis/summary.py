@@ -165,10 +165,29 @@ def _curve_section(df, seeds, y0, form, fits=None, prefix="") -> dict:
         if known:
             fits[prefix + "model_size_law"] = sl = fit_size_law(out["points"])
         out["model_size_law"] = law_dict(sl, largest) if known else None
+        if not prefix:  # the model axis: every candidate, not only the best (analysis/model_axis.py)
+            out["model_axis"] = _model_axis(df, out, y0, sl if known else None)
     else:
         out["learning_curve"] = out["model_size_law"] = None
         out["note"] = "fewer than 4 data sizes with finished trials: no law fitted"
     return out
+
+
+def _model_axis(df, section: dict, y0, size_fit) -> dict | None:
+    """The joint law over every candidate; labels the floor as the grid's capacity floor when it caps."""
+    from scalinglab.analysis.model_axis import model_axis
+    from scalinglab.analysis.points import candidate_scores
+    from scalinglab.fit.engine import FitError
+
+    try:
+        axis = model_axis(
+            candidate_scores(df), section["points"], section["floor"], y0=y0, size_fit=size_fit, factors=PREDICT_FACTORS
+        )
+    except (FitError, ValueError) as e:
+        return {"error": f"joint law not fitted: {e}"}
+    if axis is not None:
+        section["floor"]["kind"] = "capacity floor of the model grid" if axis["capped"] else "irreducible"
+    return axis
 
 
 def level_of(config_json: str, factor: str) -> str:

@@ -189,6 +189,15 @@ def _print_summary(console, s: dict, out: Path) -> None:
                 f"floor ({fl['form']}): {fl['value']:.4g} [{ci[0]:.4g}, {ci[1]:.4g}]"
                 + (f"; planted Bayes error {s['bayes_error']:.4g}" if "bayes_error" in s else "")
             )
+        ax = s.get("model_axis") or {}
+        if ax.get("capped"):  # that floor is the grid's (analysis/model_axis.py)
+            cf, ir = ax["capacity_floor"], ax["irreducible"]
+            say(
+                f"  that is the model grid's capacity floor: the largest model tried "
+                f"({ax['largest_model_params']:,.0f} params) was the best, and the joint law over every "
+                f"candidate puts its floor at {cf['value']:.4g} [{cf['ci'][0]:.4g}, {cf['ci'][1]:.4g}], the "
+                f"irreducible error at {ir['value']:.4g}; add larger models"
+            )
         pred = (lc.get("predictions") or [{}])[0]
         if pred:
             say(

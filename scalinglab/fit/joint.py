@@ -21,7 +21,8 @@ from scalinglab.fmt import finite
 
 NAMES = ("E", "A", "alpha", "B", "beta")
 # fit space: (e, a, alpha, b, beta); bounds keep the exponents positive and the scales sane
-BOUNDS = [(-5.0, 5.0), (-10.0, 40.0), (0.0, 3.0), (-10.0, 40.0), (0.0, 3.0)]
+# (E may be far below 1: an error rate's floor of 0.1% is e = -6.9)
+BOUNDS = [(-12.0, 5.0), (-10.0, 40.0), (0.0, 3.0), (-10.0, 40.0), (0.0, 3.0)]
 
 
 def _terms(th, lN, lD):
@@ -57,7 +58,9 @@ def _grid(lN, lD, lL, delta, top):
     grid = np.array(
         list(
             itertools.product(
-                np.arange(-1.0, 1.5, 0.5),
+                # Hoffmann et al.'s starts for E (language-model losses in nats) and, for small losses such
+                # as error rates, starts below the smallest loss measured
+                np.unique(np.r_[np.arange(-1.0, 1.5, 0.5), lL.min() - np.array([0.1, 1.0, 3.0])]),
                 np.arange(0.0, 30.0, 5.0),
                 np.arange(0.0, 2.5, 0.5),
                 np.arange(0.0, 30.0, 5.0),

@@ -58,6 +58,7 @@ class ReportData:
                 "value": finite(fl["value"]),
                 "ci": fl.get("ci90") or fl.get("ci"),
                 "form": fl.get("form"),
+                "kind": fl.get("kind"),  # "irreducible" or "capacity floor of the model grid" (model_axis)
                 "irreducible_start": finite(fl.get("irreducible_start")),
                 "small_data_end": finite(fl.get("small_data_end")),
             }

@@ -70,10 +70,11 @@ def headline(d: ReportData, f: ErrorFormat) -> dict:
                 "hint": f"Hestness et al.: {HESTNESS_EXPONENTS}",
             }
         )
+        capped = fl.get("kind") == "capacity floor of the model grid"
         if floor is not None:
             cards.append(
                 {
-                    "label": "irreducible floor",
+                    "label": "capacity floor of the model grid" if capped else "irreducible floor",
                     "value": f.err(floor),
                     "sub": f.err_ci(fci),
                     "hint": "left at infinite data" + (f" ({fl['form']} fit)" if fl.get("form") else ""),
@@ -88,6 +89,22 @@ def headline(d: ReportData, f: ErrorFormat) -> dict:
                     f"The largest subset ({count(pts[-1]['data_size'])} examples) lies in the "
                     f"{where} region: {REGION_ADVICE[where]}."
                 )
+        ax = d.summary.get("model_axis") or {}
+        if capped and ax.get("capacity_floor"):
+            cf, ir, far = ax["capacity_floor"], ax["irreducible"], (ax.get("predictions") or [{}])[-1]
+            s = (
+                f"The floor is the model grid's capacity floor, not an irreducible error: the largest model "
+                f"tried ({human(ax['largest_model_params'])} params) was the best at the largest data sizes, "
+                f"and the joint law over every candidate (E + A/N^α + B/m^β) puts the grid's floor at "
+                f"{f.err(cf['value'])} {f.err_ci(cf['ci'])} and the irreducible error at {f.err(ir['value'])}."
+            )
+            if far.get("grown"):
+                s += (
+                    f" At {count(far['data_size'])} examples the largest model tried reaches "
+                    f"{f.err(far['largest_model']['value'])}; a model grown to {human(far['grown']['params'])} "
+                    f"params, {f.err(far['grown']['value'])} {f.err_ci([far['grown']['lo'], far['grown']['hi']])}."
+                )
+            cautions.append(s + " Add larger models to the grid before trusting the floor.")
         if _loose(e, eci):
             cautions.append(
                 f"The learning-curve exponent is poorly determined (90% CI {interval(eci)}): "

@@ -12,6 +12,7 @@ The worst a stalled heartbeat can do is have one trial trained twice, never stor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
@@ -81,8 +82,11 @@ class Claims:
         if self._thread is not None:
             self._thread.join(timeout=10)
         conn = self.store.conn
-        _retry(lambda: conn.execute("DELETE FROM claims WHERE owner=?", (self.owner,)))
-        _retry(lambda: conn.execute("DELETE FROM runners WHERE owner=?", (self.owner,)))
+        # Best effort: a run ending on a full disk keeps its own error; claims left behind free
+        # themselves (its pid is gone, its heartbeat stops).
+        with contextlib.suppress(sqlite3.Error):
+            _retry(lambda: conn.execute("DELETE FROM claims WHERE owner=?", (self.owner,)))
+            _retry(lambda: conn.execute("DELETE FROM runners WHERE owner=?", (self.owner,)))
 
     def _beat(self, conn: sqlite3.Connection) -> None:
         now = time.time()
