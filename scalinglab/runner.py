@@ -105,7 +105,7 @@ def run_study(
             already = len(results)
             if already:
                 log(f"resuming: {already} trials already in the store, {search.estimate_total()} planned")
-            started, current = False, None
+            started, current, units = False, None, {}
             try:
                 with Claims(store, study.name) as claims:
                     # Each round asks the search what to run next given everything stored (resumable by
@@ -121,7 +121,8 @@ def run_study(
                         elif progress:
                             progress.extend(len(todo))
                         by_id = {trial_id(s): (s, t) for s, t in todo}
-                        mine = claims.take(list(by_id), _share(be, device, batched, by_id), retry_failed=retry_failed)
+                        pick = _share(be, device, batched, by_id, units)
+                        mine = claims.take(list(by_id), pick, retry_failed=retry_failed)
                         if not mine:  # all of it is being trained by other runs: wait for their results
                             time.sleep(POLL_S)
                         for s, _ in (by_id[i] for i in mine):  # a user trainer's work folders (not in the id)
@@ -161,21 +162,29 @@ def run_study(
         return summary
 
 
-def _share(be, device: str, batched: bool, by_id: dict):
+def _share(be, device: str, batched: bool, by_id: dict, cache: dict):
     """How much of the free work this run claims at once (see store/claims.py): in-process, one unit
     (a group of same-shape trials) at a time, so a run that joins later finds work left; a pool or Ray
     takes a unit per worker when others are running, and everything when alone (a new pool per claim
-    would cost a spawn each). Shared with n runs, units are cut to 1/n of the free trials at most."""
+    would cost a spawn each), as does a backend of one's own. Shared with n runs, units are cut to 1/n
+    of the round's trials at most. The units of a round are planned once (`cache`): planning builds
+    a model per group to size it."""
     from scalinglab.backends.local import InProcessBackend
 
+    in_process = isinstance(be, InProcessBackend)
+    parallel = 1 if in_process else max(1, getattr(be, "workers", 1) or 1)
+
     def pick(free: list[str], n_live: int) -> list[str]:
-        parallel = 1 if isinstance(be, InProcessBackend) else max(1, getattr(be, "workers", 1) or 1)
-        if n_live <= 1 and parallel > 1:
+        if n_live <= 1 and not in_process:
             return free
-        specs = [by_id[i][0] for i in free]
-        cap = max(1, min(getattr(be, "max_group", MAX_GROUP), -(-len(specs) // n_live)))
-        units = plan_units(specs, device, getattr(be, "batched", batched), cap)[:parallel]
-        return [trial_id(s) for unit in units for s in unit]
+        cap = max(1, min(getattr(be, "max_group", MAX_GROUP), -(-len(by_id) // n_live)))
+        key = (frozenset(by_id), cap)
+        if key not in cache:
+            cache.clear()
+            cache[key] = plan_units([s for s, _ in by_id.values()], device, getattr(be, "batched", batched), cap)
+        avail = set(free)
+        units = [[i for i in (trial_id(s) for s in unit) if i in avail] for unit in cache[key]]
+        return [i for unit in [u for u in units if u][:parallel] for i in unit]
 
     return pick
 

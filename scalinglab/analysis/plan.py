@@ -33,7 +33,7 @@ import pandas as pd
 from scalinglab.errors import UserError, bad_value
 
 HORIZON = 1e9  # search for the data size up to this multiple of the largest data size
-JOINT_BOOT = 30  # bootstrap refits of the joint law (each refit takes ~1 s on a busy CPU)
+JOINT_BOOT = 30  # bootstrap refits of the joint law (tens of ms each, on one BLAS thread)
 
 
 def invert_curve(curve, target: float, m_max: float, interval: float = 0.9) -> dict:

@@ -11,7 +11,7 @@ import numpy as np
 
 from scalinglab.errors import bad_value
 from scalinglab.fit.bootstrap import bootstrap
-from scalinglab.fit.engine import FitError, check_xy, fit_form
+from scalinglab.fit.engine import FitError, check_xy, fit_form, one_blas_thread
 from scalinglab.fit.laws import LAWS, _m4_y0
 from scalinglab.fit.result import CurveFit
 from scalinglab.fit.select import AUTO_FORMS, FALLBACK_FORMS, auto_forms, backtest, choose
@@ -57,6 +57,7 @@ def _regions(law, th, th_boot, x, y0, interval):
     }
 
 
+@one_blas_thread
 def fit_curve(
     x,
     y,

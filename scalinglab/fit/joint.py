@@ -17,6 +17,7 @@ from scipy.optimize import minimize
 from scipy.stats import norm
 
 from scalinglab.errors import bad_value
+from scalinglab.fit.engine import one_blas_thread
 from scalinglab.fmt import finite
 
 NAMES = ("E", "A", "alpha", "B", "beta")
@@ -218,6 +219,7 @@ def _check(N, D, L):
     return arrs
 
 
+@one_blas_thread
 def fit_joint(
     N, D, L, *, weights=None, n_boot=200, interval=0.9, delta=1e-3, n_starts=8, seed=0, maxiter=5000
 ) -> JointFit:
