@@ -132,6 +132,11 @@ def summarize(
         if "bayes_error" in ds.meta:
             out["bayes_error"] = ds.meta["bayes_error"]
     seeds = config.get("seeds")
+    if (config.get("search") or {}).get("kind") == "capacity":  # no learning curve: parameters needed vs v
+        from scalinglab.analysis.capacity import capacity_section
+
+        out["capacity"] = capacity_section(df, config)
+        return jsonable(out)
     out.update(_curve_section(df, seeds, out["random_guess_error"], form, fits, ""))
     factor = (config.get("search") or {}).get("factor")
     if factor and len(df):
@@ -170,7 +175,14 @@ def _curve_section(df, seeds, y0, form, fits=None, prefix="") -> dict:
 def level_of(config_json: str, factor: str) -> str:
     """The factor level of a trial, read from its spec (not its tags: a spec is the truth)."""
     c = json.loads(config_json)
-    v = c["model"].get("batchnorm", False) if factor == "batchnorm" else c["train"].get(factor)
+    if factor == "batchnorm":
+        v = c["model"].get("batchnorm", False)
+    elif factor == "depth" and c["model"].get("family") != "user":
+        v = c["model"]["size"].get("depth")
+    elif factor in ("activation", "init") and c["model"].get("family") != "user":
+        v = c["model"].get(factor)
+    else:
+        v = c["train"].get(factor)
     return v if isinstance(v, str) else json.dumps(v)
 
 
@@ -203,11 +215,48 @@ def compare_levels(levels: dict, y0: float | None = None) -> dict:
     )
     return {
         "verdict": verdict,
+        "per_level": {k: level_verdict(k, keys[0], exps, errs) for k in keys[1:]},
         "exponents": exps,
         "exponents_overlap": overlap,
         f"error_ratio_{keys[1]}_over_{keys[0]}": float(np.median(ratios)) if ratios else None,
         f"error_ratio_{keys[1]}_over_{keys[0]}_at_largest": float(ratios[-1]) if ratios else None,
     }
+
+
+SHIFT_TOLERANCE = 0.05  # an error ratio within 5% of 1 is "no shift" (seed noise is larger than that)
+
+
+def level_verdict(level: str, ref: str, exps: dict, errs: dict) -> dict:
+    """One level against the reference (the first listed): shift or exponent, in words a user can act
+    on. Exponents differ when the 90% intervals do not overlap; the shift is the median error ratio
+    over the data sizes both levels have."""
+    (alo, ahi), (rlo, rhi) = exps[level]["ci"], exps[ref]["ci"]
+    overlap = max(alo, rlo) <= min(ahi, rhi)
+    common = sorted(set(errs[level]) & set(errs[ref]))
+    ratios = [errs[level][m] / errs[ref][m] for m in common if errs[ref][m] > 0]
+    ratio = float(np.median(ratios)) if ratios else None
+    a, r = exps[level]["exponent"], exps[ref]["exponent"]
+    if not overlap:
+        faster = a < r  # exponents are negative: more negative falls faster with data
+        ahead = (ratio or 1) <= 1  # at the sizes measured, the level's error is at most the reference's
+        if faster:
+            trend = "its advantage grows with more data" if ahead else f"its gap to {ref} closes with more data"
+        else:
+            trend = "its advantage shrinks with more data" if ahead else f"its gap to {ref} widens with more data"
+        words = (
+            f"{level} changes the exponent ({a:.2f} vs {r:.2f} for {ref}, 90% intervals apart): its curve "
+            f"falls {'faster' if faster else 'slower'} with data, so {trend}"
+        )
+    elif ratio is None or abs(ratio - 1) <= SHIFT_TOLERANCE:
+        words = f"{level} vs {ref}: same exponent (intervals overlap) and no measurable shift: either will do"
+    else:
+        better = ratio < 1
+        words = (
+            f"{level} vs {ref}: same exponent (intervals overlap), the curve shifted "
+            f"{'down' if better else 'up'}: {ratio:.2f}x {ref}'s error (median over shared sizes); "
+            f"{'prefer ' + level if better else 'keep ' + ref}: the gain is a constant factor, not a steeper curve"
+        )
+    return {"vs": ref, "exponents_overlap": overlap, "error_ratio": ratio, "verdict": words}
 
 
 def write_summary(folder: Path, summary: dict) -> Path:

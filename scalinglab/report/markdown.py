@@ -72,6 +72,7 @@ def render(d: ReportData, plots: dict[str, bytes], plot_dir: str = "plots") -> s
     fac = words.factor_section(d, f)
     if fac:
         md += [f"## Factor: {esc(fac['name'])}", ""] + ([f"**{esc(fac['verdict'])}**", ""] if fac["verdict"] else [])
+        md += [f"- {esc(v)}" for v in fac["verdicts"]] + ([""] if fac["verdicts"] else [])
         md += [table(fac["head"], fac["rows"]), ""] + [esc(r) + "  " for r in fac["ratios"]] + [""]
     wt = words.weighting_table(d, f)
     if wt:

@@ -443,9 +443,12 @@ def factor_section(d: ReportData, f: ErrorFormat) -> dict | None:
     ratios = [
         f"{_ratio_label(k)}: {num(v, 3)}×" for k, v in comp.items() if k.startswith("error_ratio_") and v is not None
     ]
+    per = comp.get("per_level") if isinstance(comp.get("per_level"), dict) else {}
     return {
         "name": str(fac.get("name") or "factor"),
         "verdict": str(comp.get("verdict") or ""),
+        # one sentence per level against the first: shift or exponent, and what to do (summary.level_verdict)
+        "verdicts": [str(v.get("verdict")) for v in per.values() if isinstance(v, dict) and v.get("verdict")],
         "ratios": ratios,
         "head": [
             "level",
