@@ -61,7 +61,7 @@ def _law(x, p, name: str) -> dict:
     from scalinglab.fit import fit_curve
 
     f = fit_curve(x, p, form="model_size")
-    resid = np.log(p) - np.log(np.asarray(f.predict(x)["y"], float))
+    resid = np.log(p) - np.log(f.predict(x))
     return {
         "law": name,
         "rate": float(f.exponent),
@@ -117,8 +117,12 @@ def gap_verdict(sec: dict) -> str:
         for d, v in missed.items()
         if v
     )
-    if not fa or not fb or "error" in fa or "error" in fb:
-        return "too few answers to fit both depths (need 4 reached values each)" + (f"; {miss}" if miss else "")
+    failed = [f"depth {d}: fit failed ({f['error']})" for d, f in ((ds[0], fa), (ds[-1], fb)) if f and "error" in f]
+    if failed:
+        return "; ".join(failed + ([miss] if miss else []))
+    if not fa or not fb:
+        few = f"too few answers to fit both depths (need {MIN_FIT} reached values each)"
+        return few + (f"; {miss}" if miss else "")
     ea, eb = fa["exponential"], fb["exponential"]
     apart = ea["rate_ci90"][0] > eb["rate_ci90"][1] or eb["rate_ci90"][0] > ea["rate_ci90"][1]
     words = (

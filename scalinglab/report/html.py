@@ -45,6 +45,7 @@ def context(d: ReportData, plots: dict[str, bytes]) -> dict:
         "laws": words.laws_table(d),
         "factor": words.factor_section(d, f),
         "weighting": words.weighting_table(d, f),
+        "capacity": words.capacity_table(d),
         "best": words.best_table(d, f),
         "failed": words.failed_table(d),
         "trials": words.trials_table(d, f),

@@ -24,6 +24,11 @@ CAPTIONS = {
     "model_size_curves": ("Curves per model size", "dev error vs data for each model size"),
     "model_size": ("Model size vs data", "best-fit parameters vs data with the fitted law"),
     "factors": ("Factor comparison", "one learning curve per factor level"),
+    "capacity": (
+        "Parameters needed per depth",
+        "smallest model reaching the target per value; solid: exponential fit, dashed: polynomial; "
+        "open triangles: not reached (lower bounds)",
+    ),
 }
 
 
@@ -74,6 +79,10 @@ def render(d: ReportData, plots: dict[str, bytes], plot_dir: str = "plots") -> s
         md += [f"## Factor: {esc(fac['name'])}", ""] + ([f"**{esc(fac['verdict'])}**", ""] if fac["verdict"] else [])
         md += [f"- {esc(v)}" for v in fac["verdicts"]] + ([""] if fac["verdicts"] else [])
         md += [table(fac["head"], fac["rows"]), ""] + [esc(r) + "  " for r in fac["ratios"]] + [""]
+    cap = words.capacity_table(d)
+    if cap:
+        md += ["## Capacity: answers and laws", "", f"**{esc(cap['verdict'])}**", ""]
+        md += [table(cap["head"], cap["rows"]), "", table(cap["law_head"], cap["laws"]), ""]
     wt = words.weighting_table(d, f)
     if wt:
         md += ["## Auxiliary-data weighting", "", esc(wt["selection"]), "", table(wt["head"], wt["rows"]), ""]
