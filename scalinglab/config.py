@@ -229,6 +229,7 @@ class SearchConfig(_Strict):
     vary: str | None = None
     values: tuple[int, ...] | None = None
     target: float = Field(0.01, gt=0, lt=1)
+    warm_start: bool = True  # start each value's width ladder near the previous value's answer
 
     @model_validator(mode="after")
     def _check(self):

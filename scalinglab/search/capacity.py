@@ -3,7 +3,8 @@
 For every value v of a data option (`search.vary`, e.g. parity's bits n, `search.values`) and every
 depth in `model.depths`, the widths of `model.widths` (channels for cnn1d) are tried smallest first,
 each with all seeds; the first width whose median over seeds of the min dev error is at most
-`search.target` is the answer for (v, depth), and the wider ones are never trained. Every model
+`search.target` is the answer for (v, depth), and the wider ones are never trained (with
+`search.warm_start`, the default, a value's ladder starts near the previous value's answer: `_walk`). Every model
 trains on min(data.sizes' largest, the train pool at v): for parity's cube, every input.
 (analysis/capacity.py turns the answers into parameters-needed-vs-v fits.)
 
@@ -53,15 +54,37 @@ class CapacitySearch:
         return statistics.median(trial_error(results.get(trial_id(s))) for s, _ in rung) <= self.cfg.target
 
     def _walk(self, results: dict):
-        """Per (v, depth): the rungs planned so far and whether the next one is still to run."""
-        for v in self.cfg.values:
-            for d in self.depths:
-                for w in self.widths:
-                    rung = self.rung(v, d, w)
+        """Yield (rung, done) for every rung planned so far. Per depth, values in order; a value's
+        ladder starts one width below the previous value's answer (a value needs at least about what
+        the one before needed: this skips the rungs that cannot succeed) and, when that start already
+        succeeds, steps down until a width fails, so the answer is still the smallest that succeeds."""
+        for d in self.depths:
+            prev = None  # index of the previous value's answer
+            for v in self.cfg.values:
+                start = max(0, prev - 1) if prev is not None and self.cfg.warm_start else 0
+                answer, pending = None, False
+                i = start
+                while 0 <= i < len(self.widths):
+                    rung = self.rung(v, d, self.widths[i])
                     done = all(trial_id(s) in results for s, _ in rung)
                     yield rung, done
-                    if not done or self.reached(rung, results):
+                    if not done:
+                        pending = True
                         break
+                    ok = self.reached(rung, results)
+                    if ok:
+                        answer = i
+                    if i <= start and ok and i > 0:  # downwards from a successful start
+                        i -= 1
+                    elif i < start:  # downwards and it failed: the last success is the answer
+                        break
+                    elif ok:
+                        break
+                    else:
+                        i += 1
+                if pending:
+                    break  # the next value's ladder starts from this one's answer
+                prev = answer if answer is not None else len(self.widths) - 1
 
     def next_trials(self, results: dict) -> list[tuple[dict, dict]]:
         return [t for rung, done in self._walk(results) if not done for t in rung]
