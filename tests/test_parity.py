@@ -208,7 +208,7 @@ def test_capacity_walk_resumes_and_steps_down_below_the_previous_answer():
 # --- end to end ------------------------------------------------------------------------------------
 
 
-def test_parity_smoke_end_to_end(tmp_path):
+def test_parity_smoke_end_to_end(tmp_path, capsys):
     import scalinglab
 
     res = scalinglab.run("parity-smoke", out=tmp_path)
@@ -226,3 +226,11 @@ def test_parity_smoke_end_to_end(tmp_path):
     md = write_report(tmp_path, fmt="md").read_text()
     assert "| depth | n | smallest width |" in md and (tmp_path / "plots" / "capacity.png").exists()
     assert res is not None
+    from scalinglab.cli.main import main
+
+    assert main(["status", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "search: capacity" in out and "median error" in out
+    assert main(["diagnose", str(tmp_path)]) == 2  # no learning curve: one line, not a traceback
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a capacity study" in err[0]
