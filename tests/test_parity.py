@@ -218,7 +218,7 @@ def test_parity_smoke_end_to_end(tmp_path, capsys):
         assert [r["value"] for r in sec["answers"]] == [3, 4, 5, 6]
         assert all(r["reached"] and r["params"] > 0 for r in sec["answers"])
         assert sec["fit"] and "exponential" in sec["fit"] and math.isfinite(sec["fit"]["exponential"]["rate"])
-    assert cap["verdict"].startswith("parameters needed grow as 2^(r·n)")
+    assert cap["verdict"].startswith("exponential fit P ∝ 2^(r·n) of the parameters needed: r = ")
     from scalinglab.report import write_report
 
     html = write_report(tmp_path).read_text()

@@ -126,18 +126,23 @@ def gap_verdict(sec: dict) -> str:
     ea, eb = fa["exponential"], fb["exponential"]
     apart = ea["rate_ci90"][0] > eb["rate_ci90"][1] or eb["rate_ci90"][0] > ea["rate_ci90"][1]
     words = (
-        f"parameters needed grow as 2^(r·{vary}) with r = {_fmt_rate(ea)} at depth {ds[0]} and "
+        f"exponential fit P ∝ 2^(r·{vary}) of the parameters needed: r = {_fmt_rate(ea)} at depth {ds[0]}, "
         f"{_fmt_rate(eb)} at depth {ds[-1]} (90% intervals); "
     )
     if apart and ea["rate"] > eb["rate"]:
-        words += f"the shallow net's need grows faster: a gap that widens with {vary}"
+        words += f"the shallow net's need grows faster: an exponential gap that widens with {vary}"
     elif apart:
         words += f"the deep net's need grows faster here: no shallow-net disadvantage in this range of {vary}"
     else:
-        words += f"the intervals overlap: no growth gap is measurable in this range of {vary}"
+        words += f"the r intervals overlap: no exponential gap is measurable in this range of {vary}"
     for d, f in ((ds[0], fa), (ds[-1], fb)):
         fits = f"{f['better']} fits better" if f["better"] else "exponential and polynomial fit about equally well"
         words += f"; depth {d}: polynomial k = {_fmt_rate(f['polynomial'])} ({vary}^k), {fits}"
+    pa, pb = fa["polynomial"], fb["polynomial"]
+    if pa["rate_ci90"][0] > pb["rate_ci90"][1]:  # a polynomial gap: a higher power of v, not an exponential
+        words += f"; as polynomials the shallow net's need grows as a higher power of {vary} (k intervals apart)"
+    elif pb["rate_ci90"][0] > pa["rate_ci90"][1]:
+        words += f"; as polynomials the deep net's need grows as a higher power of {vary} (k intervals apart)"
     common = {r["value"]: r["params"] for r in a["answers"] if r["reached"]}
     both = [(v, common[v], r["params"]) for r in b["answers"] if r["reached"] and (v := r["value"]) in common]
     if both:
