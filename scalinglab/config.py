@@ -539,6 +539,11 @@ def _check_arch(study: Study, where: str) -> None:
             )
         if not builtin or m.family not in ("mlp", "cnn1d"):
             raise UserError(f'{where}: search.kind: given "capacity"; allowed: only with model.family mlp or cnn1d')
+        if m.sizes is not None:
+            raise UserError(
+                f"{where}: model.sizes: given with kind capacity; allowed: widths (channels) and depths, the "
+                f"ladder the study walks"
+            )
 
 
 def _check_levels(study: Study, where: str) -> None:

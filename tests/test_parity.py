@@ -72,6 +72,11 @@ def test_bad_capacity_values_fail_at_load():
         parse_study(text.replace("values = [3, 4, 5, 6]", "values = [3, 25]"), "p.toml")
     with pytest.raises(UserError, match=r"search.vary: given 'bits'; allowed: an option of data set 'parity'"):
         parse_study(text.replace('vary = "n"', 'vary = "bits"'), "p.toml")
+    sized = text.replace("widths = [2, 4, 8, 16]", "sizes = [{ width = 4, depth = 1 }]").replace(
+        "depths = [1, 3]\n", ""
+    )
+    with pytest.raises(UserError, match=r"model.sizes: given with kind capacity; allowed: widths"):
+        parse_study(sized, "p.toml")
     with pytest.raises(UserError, match=r'kind = "capacity" needs vary'):
         parse_study(text.replace('vary = "n"\n', ""), "p.toml")
 
