@@ -254,7 +254,11 @@ def level_verdict(level: str, ref: str, exps: dict, errs: dict) -> dict:
         words = (
             f"{level} vs {ref}: same exponent (intervals overlap), the curve shifted "
             f"{'down' if better else 'up'}: {ratio:.2f}x {ref}'s error (median over shared sizes); "
-            f"{'prefer ' + level if better else 'keep ' + ref}: the gain is a constant factor, not a steeper curve"
+            + (
+                f"prefer {level}: the gain is a constant factor, not a steeper curve"
+                if better
+                else f"keep {ref}: its advantage is a constant factor, not a steeper curve"
+            )
         )
     return {"vs": ref, "exponents_overlap": overlap, "error_ratio": ratio, "verdict": words}
 
