@@ -286,4 +286,5 @@ def test_depth_factor_study_reads_levels_from_the_size(tmp_path):
     fake = LevelFake("depth", {"1": 1.0, "3": 0.8}, {"1": -0.3, "3": -0.3})
     summary = run_study(st, tmp_path, backend=fake, log=lambda m: None)
     per = summary["factor"]["comparison"]["per_level"]["3"]
-    assert per["exponents_overlap"] and "shifted down" in per["verdict"] and "prefer 3" in per["verdict"]
+    assert per["exponents_overlap"] and "shifted down" in per["verdict"] and "prefer depth 3" in per["verdict"]
+    assert per["verdict"].startswith("depth 3 vs depth 1: same exponent")

@@ -147,7 +147,7 @@ def summarize(
             out["factor"]["levels"][key] = _curve_section(
                 df[levels == key], seeds, out["random_guess_error"], form, fits, f"factor.{key}."
             )
-        out["factor"]["comparison"] = compare_levels(out["factor"]["levels"], out["random_guess_error"])
+        out["factor"]["comparison"] = compare_levels(out["factor"]["levels"], out["random_guess_error"], factor)
     if aux and len(df):  # best w per model size (chosen on dev), test error, error-vs-w curves
         out["weighting"] = weighting_section(df, aux.get("weights"))
     return jsonable(out)
@@ -189,7 +189,7 @@ def level_of(config_json: str, factor: str) -> str:
 COMPARE_FORM = "pow_c"  # the Hestness form: its exponent means the same thing for every level
 
 
-def compare_levels(levels: dict, y0: float | None = None) -> dict:
+def compare_levels(levels: dict, y0: float | None = None, factor: str | None = None) -> dict:
     """Do the levels' curves differ in exponent, or only shift (as Hestness saw for optimizers)?
 
     Each level is refitted with one common form (`COMPARE_FORM`): the `auto` forms may differ between
@@ -215,7 +215,7 @@ def compare_levels(levels: dict, y0: float | None = None) -> dict:
     )
     return {
         "verdict": verdict,
-        "per_level": {k: level_verdict(k, keys[0], exps, errs) for k in keys[1:]},
+        "per_level": {k: level_verdict(k, keys[0], exps, errs, factor) for k in keys[1:]},
         "exponents": exps,
         "exponents_overlap": overlap,
         f"error_ratio_{keys[1]}_over_{keys[0]}": float(np.median(ratios)) if ratios else None,
@@ -226,16 +226,26 @@ def compare_levels(levels: dict, y0: float | None = None) -> dict:
 SHIFT_TOLERANCE = 0.05  # an error ratio within 5% of 1 is "no shift" (seed noise is larger than that)
 
 
-def level_verdict(level: str, ref: str, exps: dict, errs: dict) -> dict:
+def _level_label(level: str, factor: str | None) -> str:
+    """'tanh' stays 'tanh'; a number or boolean level is named with its factor: '4' -> 'depth 4'."""
+    try:
+        plain = not isinstance(json.loads(level), str)
+    except ValueError:
+        plain = False
+    return f"{factor} {level}" if factor and plain else level
+
+
+def level_verdict(key: str, ref_key: str, exps: dict, errs: dict, factor: str | None = None) -> dict:
     """One level against the reference (the first listed): shift or exponent, in words a user can act
     on. Exponents differ when the 90% intervals do not overlap; the shift is the median error ratio
     over the data sizes both levels have."""
-    (alo, ahi), (rlo, rhi) = exps[level]["ci"], exps[ref]["ci"]
+    level, ref = _level_label(key, factor), _level_label(ref_key, factor)
+    (alo, ahi), (rlo, rhi) = exps[key]["ci"], exps[ref_key]["ci"]
     overlap = max(alo, rlo) <= min(ahi, rhi)
-    common = sorted(set(errs[level]) & set(errs[ref]))
-    ratios = [errs[level][m] / errs[ref][m] for m in common if errs[ref][m] > 0]
+    common = sorted(set(errs[key]) & set(errs[ref_key]))
+    ratios = [errs[key][m] / errs[ref_key][m] for m in common if errs[ref_key][m] > 0]
     ratio = float(np.median(ratios)) if ratios else None
-    a, r = exps[level]["exponent"], exps[ref]["exponent"]
+    a, r = exps[key]["exponent"], exps[ref_key]["exponent"]
     if not overlap:
         faster = a < r  # exponents are negative: more negative falls faster with data
         ahead = (ratio or 1) <= 1  # at the sizes measured, the level's error is at most the reference's
@@ -260,7 +270,7 @@ def level_verdict(level: str, ref: str, exps: dict, errs: dict) -> dict:
                 else f"keep {ref}: its advantage is a constant factor, not a steeper curve"
             )
         )
-    return {"vs": ref, "exponents_overlap": overlap, "error_ratio": ratio, "verdict": words}
+    return {"vs": ref_key, "exponents_overlap": overlap, "error_ratio": ratio, "verdict": words}
 
 
 def write_summary(folder: Path, summary: dict) -> Path:
