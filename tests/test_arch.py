@@ -288,3 +288,25 @@ def test_depth_factor_study_reads_levels_from_the_size(tmp_path):
     per = summary["factor"]["comparison"]["per_level"]["3"]
     assert per["exponents_overlap"] and "shifted down" in per["verdict"] and "prefer depth 3" in per["verdict"]
     assert per["verdict"].startswith("depth 3 vs depth 1: same exponent")
+
+
+def test_level_verdict_says_when_it_cannot_tell():
+    from scalinglab.analysis.summary import level_verdict
+
+    sizes = [64, 128, 256, 512]
+    ref = {m: 0.5 * (m / 64) ** -0.5 for m in sizes}
+    exps = {"a": {"exponent": -0.5, "ci": [-0.6, -0.4]}}
+    # barely learns: near random guessing (0.9) at its largest size
+    exps["bad"] = {"exponent": -0.05, "ci": [-0.6, -0.01]}
+    v = level_verdict("bad", "a", exps, {"a": ref, "bad": {m: 0.85 for m in sizes}}, "init", y0=0.9)
+    assert "cannot tell shift from exponent: bad barely learns" in v["verdict"] and "keep a" in v["verdict"]
+    # overlapping but too wide an interval: no claim of a shift
+    exps["wide"] = {"exponent": -0.5, "ci": [-1.5, -0.2]}
+    v = level_verdict("wide", "a", exps, {"a": ref, "wide": {m: 1.2 * e for m, e in ref.items()}}, y0=0.9)
+    assert "interval [-1.50, -0.20] is too wide" in v["verdict"]
+    # overlapping, narrow, but the gap grows along the sizes: said
+    exps["grow"] = {"exponent": -0.45, "ci": [-0.55, -0.35]}
+    grow = {m: e * (1 + i) for i, (m, e) in enumerate(ref.items())}
+    v = level_verdict("grow", "a", exps, {"a": ref, "grow": grow}, y0=0.9)
+    assert "shifted up" in v["verdict"] and "the gap grows with data" in v["verdict"]
+    assert v["error_ratio_at_largest"] == pytest.approx(4.0)

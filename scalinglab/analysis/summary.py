@@ -6,6 +6,7 @@ Reads only from the store (reports and re-summaries never depend on a run's memo
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -215,7 +216,7 @@ def compare_levels(levels: dict, y0: float | None = None, factor: str | None = N
     )
     return {
         "verdict": verdict,
-        "per_level": {k: level_verdict(k, keys[0], exps, errs, factor) for k in keys[1:]},
+        "per_level": {k: level_verdict(k, keys[0], exps, errs, factor, y0) for k in keys[1:]},
         "exponents": exps,
         "exponents_overlap": overlap,
         f"error_ratio_{keys[1]}_over_{keys[0]}": float(np.median(ratios)) if ratios else None,
@@ -224,6 +225,9 @@ def compare_levels(levels: dict, y0: float | None = None, factor: str | None = N
 
 
 SHIFT_TOLERANCE = 0.05  # an error ratio within 5% of 1 is "no shift" (seed noise is larger than that)
+WIDE_CI = 3.0  # an exponent interval whose ends differ by more than this factor does not pin the slope
+GAP_CHANGE = 1.5  # the error ratio at the largest size vs its median: beyond this factor the gap moves
+BARELY = 0.8  # a level whose error at its largest size is >= this x random guessing barely learns
 
 
 def _level_label(level: str, factor: str | None) -> str:
@@ -235,18 +239,45 @@ def _level_label(level: str, factor: str | None) -> str:
     return f"{factor} {level}" if factor and plain else level
 
 
-def level_verdict(key: str, ref_key: str, exps: dict, errs: dict, factor: str | None = None) -> dict:
+def _wide(ci) -> bool:
+    lo, hi = ci
+    return not (lo < 0 and hi < 0) or abs(lo) > WIDE_CI * abs(hi)
+
+
+def level_verdict(
+    key: str, ref_key: str, exps: dict, errs: dict, factor: str | None = None, y0: float | None = None
+) -> dict:
     """One level against the reference (the first listed): shift or exponent, in words a user can act
     on. Exponents differ when the 90% intervals do not overlap; the shift is the median error ratio
-    over the data sizes both levels have."""
+    over the data sizes both levels have. Overlapping intervals are only evidence of a shift when they
+    are narrow: a level whose interval is too wide (or whose curve barely leaves random guessing, where
+    the fitted slope means little) is "cannot tell", and a gap that grows or shrinks along the shared
+    sizes is said even when the intervals overlap."""
     level, ref = _level_label(key, factor), _level_label(ref_key, factor)
     (alo, ahi), (rlo, rhi) = exps[key]["ci"], exps[ref_key]["ci"]
     overlap = max(alo, rlo) <= min(ahi, rhi)
     common = sorted(set(errs[key]) & set(errs[ref_key]))
     ratios = [errs[key][m] / errs[ref_key][m] for m in common if errs[ref_key][m] > 0]
     ratio = float(np.median(ratios)) if ratios else None
+    last = float(ratios[-1]) if ratios else None
     a, r = exps[key]["exponent"], exps[ref_key]["exponent"]
-    if not overlap:
+    top = errs[key][max(errs[key])]
+    barely = y0 is not None and top >= BARELY * y0
+    cannot = None
+    if barely:
+        cannot = f"{level} barely learns (dev error {top:.3g} at its largest size; random guessing {y0:.3g})"
+    elif overlap and (_wide(exps[key]["ci"]) or _wide(exps[ref_key]["ci"])):
+        wide = key if _wide(exps[key]["ci"]) else ref_key
+        lo, hi = exps[wide]["ci"]
+        cannot = f"{_level_label(wide, factor)}'s exponent interval [{lo:.2f}, {hi:.2f}] is too wide to call it a shift"
+    moving = ratio is not None and last is not None and ratio > 0 and not 1 / GAP_CHANGE <= last / ratio <= GAP_CHANGE
+    if cannot:
+        words = f"{level} vs {ref}: cannot tell shift from exponent: {cannot}"
+        if ratio is not None:
+            words += f"; its error is {ratio:.2f}x {ref}'s (median over shared sizes), {last:.2f}x at the largest"
+            if ratio > 1 and last > 1:
+                words += f"; keep {ref}"
+    elif not overlap:
         faster = a < r  # exponents are negative: more negative falls faster with data
         ahead = (ratio or 1) <= 1  # at the sizes measured, the level's error is at most the reference's
         if faster:
@@ -257,7 +288,7 @@ def level_verdict(key: str, ref_key: str, exps: dict, errs: dict, factor: str | 
             f"{level} changes the exponent ({a:.2f} vs {r:.2f} for {ref}, 90% intervals apart): its curve "
             f"falls {'faster' if faster else 'slower'} with data, so {trend}"
         )
-    elif ratio is None or abs(ratio - 1) <= SHIFT_TOLERANCE:
+    elif ratio is None or (abs(ratio - 1) <= SHIFT_TOLERANCE and not moving):
         words = f"{level} vs {ref}: same exponent (intervals overlap) and no measurable shift: either will do"
     else:
         better = ratio < 1
@@ -270,7 +301,19 @@ def level_verdict(key: str, ref_key: str, exps: dict, errs: dict, factor: str | 
                 else f"keep {ref}: its advantage is a constant factor, not a steeper curve"
             )
         )
-    return {"vs": ref_key, "exponents_overlap": overlap, "error_ratio": ratio, "verdict": words}
+        if moving:
+            words += (
+                f"; but the ratio is {last:.2f}x at the largest shared size: the gap "
+                f"{'grows' if abs(math.log(last)) > abs(math.log(ratio)) else 'shrinks'} with data, more "
+                f"sizes or seeds would tell a shift from a slope"
+            )
+    return {
+        "vs": ref_key,
+        "exponents_overlap": overlap,
+        "error_ratio": ratio,
+        "error_ratio_at_largest": last,
+        "verdict": words,
+    }
 
 
 def write_summary(folder: Path, summary: dict) -> Path:
