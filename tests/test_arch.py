@@ -190,8 +190,11 @@ def test_hestness_specs_honour_the_depth_level():
 # --- the batched trainer ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("act,init", [("tanh", "xavier"), ("gelu", "kaiming"), ("sigmoid", "normal")])
-def test_batched_group_honours_activation_and_init(act, init):
+@pytest.mark.parametrize(
+    "family,act,init",
+    [("mlp", "tanh", "xavier"), ("mlp", "gelu", "kaiming"), ("mlp", "sigmoid", "normal"), ("cnn1d", "tanh", "xavier")],
+)
+def test_batched_group_honours_activation_and_init(family, act, init):
     from scalinglab.train.batched import run_group
     from scalinglab.train.packing import group_key
     from scalinglab.train.trial import run_trial
@@ -207,7 +210,8 @@ def test_batched_group_honours_activation_and_init(act, init):
         "min_steps_per_epoch": 3,
         "patience": 100,
     }
-    model = {"family": "mlp", "size": {"width": 16, "depth": 2}, "batchnorm": False, "activation": act, "init": init}
+    knob = "channels" if family == "cnn1d" else "width"  # cnn1d: the bmm engine's grouped convolutions
+    model = {"family": family, "size": {knob: 16, "depth": 2}, "batchnorm": False, "activation": act, "init": init}
     specs = [{"data": data, "data_size": 128, "model": dict(model), "train": dict(tr), "seed": s} for s in (0, 1)]
     relu = {**specs[0], "model": {**model, "activation": "relu"}}
     assert group_key(specs[0]) == group_key(specs[1]) != group_key(relu)  # levels never share a group

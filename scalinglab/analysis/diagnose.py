@@ -57,8 +57,6 @@ def load_trials(folder, study: str | None = None, where: str = "scalinglab") -> 
             raise bad_value(f"{where}: {folder}", "--study", study, ", ".join(sorted(studies)))
         config = studies[study]["config"]
         if (config.get("search") or {}).get("kind") == "capacity":  # no learning curve to diagnose or plan on
-            from scalinglab.errors import UserError
-
             raise UserError(
                 f"{where}: {folder}: study {study!r} is a capacity study (parameters needed per depth), with "
                 f"no learning curve; allowed: a grid, hestness or weighting study (see `scalinglab report`)"
