@@ -72,6 +72,10 @@ class ModelConfig(_Strict):
     channels: tuple[int, ...] | None = None  # cnn1d
     depths: tuple[int, ...] = (2,)
     batchnorm: bool = False
+    # Hidden activation and weight init of a built-in family (names: models/knobs.py; checked at load).
+    # None: the family's own (ReLU, GELU in the transformer) and torch's default init.
+    activation: str | None = None
+    init: str | None = None
     # Your own model (models/factory.py, scalinglab/byo.py): `factory = "module:function"` sets
     # family = "factory"; `sizes` lists the size dicts explicitly (any family; required for a factory);
     # `sys_path` is the folder the factory module was found in (filled in by the study loader).
@@ -192,14 +196,15 @@ class MetricConfig(_Strict):
     rate: bool | None = None  # a fraction shown as %; default: true for goal "max" with best 1
 
 
-FACTORS = ("optimizer", "batchnorm", "lr", "weight_decay", "batch_size")
+FACTORS = ("optimizer", "batchnorm", "lr", "weight_decay", "batch_size", "depth", "activation", "init")
+MODEL_FACTORS = ("batchnorm", "depth", "activation", "init")  # levels that change the model, not training
 
 
 class SearchConfig(_Strict):
     """Which trials to run. `grid`: every listed size x every seed. `hestness`: the procedure of
     Hestness et al. (2017): end points, a Monte Carlo grid per subset, seeds for the promising ones."""
 
-    kind: Literal["grid", "hestness", "weighting"] = "grid"  # weighting: needs [aux] (AuxConfig)
+    kind: Literal["grid", "hestness", "weighting", "capacity"] = "grid"  # weighting: needs [aux] (AuxConfig)
     candidates: int = Field(6, gt=0, le=1000)  # candidates per subset, trained with one seed first
     promote: int = Field(2, gt=0)  # the best candidates per subset then get all seeds
     overfit_threshold: float = Field(0.01, ge=0, lt=1)  # "can overfit": final train error at most this
@@ -214,7 +219,17 @@ class SearchConfig(_Strict):
     # key of [train.hparams] (checked by Study)
     factor: str | None = None
     levels: tuple | None = None
+    # factor "depth": each level's width (channels) is chosen so its model has about the parameters of
+    # the same listed size at the first level's depth: depth vs width at equal parameters (search/arch.py)
+    match_params: bool = False
     seed: int = 0  # seed of the Monte Carlo sampling
+    # kind "capacity" (search/capacity.py): per value of `vary` (a data option, e.g. parity's bits n)
+    # and per depth in model.depths, the smallest listed width whose median-over-seeds min dev error
+    # is at most `target`; every model trains on the largest data size
+    vary: str | None = None
+    values: tuple[int, ...] | None = None
+    target: float = Field(0.01, gt=0, lt=1)
+    warm_start: bool = True  # start each value's width ladder near the previous value's answer
 
     @model_validator(mode="after")
     def _check(self):
@@ -222,6 +237,14 @@ class SearchConfig(_Strict):
             raise ValueError("give factor and levels together")
         if self.levels is not None and len(self.levels) < 2:
             raise ValueError("levels needs at least 2 values")
+        if self.match_params and self.factor != "depth":
+            raise ValueError('match_params applies to factor = "depth"')
+        if (self.kind == "capacity") != (self.vary is not None and self.values is not None):
+            raise ValueError('kind = "capacity" needs vary (a data option) and values, and they need it')
+        if self.kind == "capacity" and self.factor is not None:
+            raise ValueError('kind = "capacity" compares the depths in model.depths; give no factor')
+        if self.values is not None and (len(self.values) < 2 or list(self.values) != sorted(set(self.values))):
+            raise ValueError("values must be at least 2 strictly increasing integers")
         return self
 
     @field_validator("lrs")
@@ -473,9 +496,61 @@ def _is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _check_arch(study: Study, where: str) -> None:
+    """model.activation / model.init name a known knob of a built-in family; factor depth owns the
+    depth; kind capacity varies a real data option."""
+    from scalinglab.models.knobs import ACTIVATIONS, INITS  # the names, defined once
+
+    m, f = study.model, study.search.factor
+    builtin = not study.train.user and m.factory is None
+    for key, allowed in (("activation", ACTIVATIONS), ("init", INITS)):
+        v = getattr(m, key)
+        if v is None:
+            continue
+        if not builtin:
+            raise UserError(
+                f"{where}: model.{key}: given {show(v)} with your own model or trainer; allowed: only with a "
+                f"built-in family (mlp, cnn1d, transformer)"
+            )
+        if v not in allowed:
+            raise UserError(f"{where}: model.{key}: given {show(v)}; allowed: {', '.join(allowed)}")
+    if f in ("activation", "init") and not builtin:
+        raise UserError(
+            f"{where}: search.factor: given {f!r} with your own model or trainer; allowed: only with a built-in "
+            f"family (your trainer can take it as a key of [train.hparams])"
+        )
+    if f in ("activation", "init") and getattr(m, f) is not None:
+        raise UserError(f"{where}: model.{f}: given {show(getattr(m, f))} with factor {f}; allowed: one of them")
+    if f == "depth" and builtin and m.sizes is None and len(m.depths) > 1:
+        raise UserError(
+            f"{where}: model.depths: given {show(list(m.depths))} with factor depth; allowed: one depth (the "
+            f"levels set it)"
+        )
+    if study.search.match_params and (not builtin or m.family not in ("mlp", "cnn1d")):
+        raise UserError(f"{where}: search.match_params: given true; allowed: only with model.family mlp or cnn1d")
+    if study.search.kind == "capacity":
+        from scalinglab.data.registry import resolve_options
+
+        opts = resolve_options(study.data.name, study.data.options, where)
+        if study.search.vary not in opts:
+            raise UserError(
+                f"{where}: search.vary: given {study.search.vary!r}; allowed: an option of data set "
+                f"{study.data.name!r}: {', '.join(sorted(opts))}"
+            )
+        if not builtin or m.family not in ("mlp", "cnn1d"):
+            raise UserError(f'{where}: search.kind: given "capacity"; allowed: only with model.family mlp or cnn1d')
+        if m.sizes is not None:
+            raise UserError(
+                f"{where}: model.sizes: given with kind capacity; allowed: widths (channels) and depths, the "
+                f"ladder the study walks"
+            )
+
+
 def _check_levels(study: Study, where: str) -> None:
     """Factor levels are trained as given: each must be a value the built-in loop accepts (an unknown
     optimizer trained as Adam, a negative lr as gradient ascent, before this check)."""
+    from scalinglab.models.knobs import ACTIVATIONS, INITS
+
     f, levels = study.search.factor, study.search.levels
     if f is None:
         return
@@ -491,6 +566,16 @@ def _check_levels(study: Study, where: str) -> None:
             raise UserError(f"{where}: {field}: given {show(v)} for factor batch_size; allowed: integers > 0")
         if f == "batchnorm" and not isinstance(v, bool):
             raise UserError(f"{where}: {field}: given {show(v)} for factor batchnorm; allowed: true, false")
+        if study.train.user:
+            continue  # your own trainer reads depth / activation / init from trial.hparams as given
+        if f == "depth" and not (isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1000):
+            raise UserError(f"{where}: {field}: given {show(v)} for factor depth; allowed: integers in 1..1000")
+        if f == "activation" and v not in ACTIVATIONS:
+            raise UserError(
+                f"{where}: {field}: given {show(v)} for factor activation; allowed: {', '.join(ACTIVATIONS)}"
+            )
+        if f == "init" and v not in INITS:
+            raise UserError(f"{where}: {field}: given {show(v)} for factor init; allowed: {', '.join(INITS)}")
     if len({json.dumps(v, sort_keys=True) for v in levels}) != len(levels):
         raise UserError(f"{where}: {field}: given {show(list(levels))}; allowed: distinct levels")
 
@@ -534,6 +619,7 @@ def _check_against_registries(study: Study, where: str) -> None:
     from scalinglab.models.registry import family
 
     _check_user_trainer(study, where)
+    _check_arch(study, where)
     _check_levels(study, where)
     _check_sizes(study, where)
     if study.train.user:
@@ -555,7 +641,10 @@ def _check_against_registries(study: Study, where: str) -> None:
         family(study.model.family, where)
     n_pool = pool_size(study.data.name, study.data.options, where)
     sizes = study.sizes()
-    if sizes[-1] > n_pool:
+    if study.search.kind == "capacity":  # trains on min(largest size, pool at each value): each must exist
+        for v in study.search.values:
+            pool_size(study.data.name, {**study.data.options, study.search.vary: v}, f"{where}: search.values")
+    elif sizes[-1] > n_pool:
         raise UserError(
             f"{where}: data.sizes: given a largest size of {sizes[-1]}; allowed: at most the "
             f"train pool of {study.data.name!r}, {n_pool} examples"

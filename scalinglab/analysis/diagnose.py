@@ -56,6 +56,11 @@ def load_trials(folder, study: str | None = None, where: str = "scalinglab") -> 
         if study not in studies:
             raise bad_value(f"{where}: {folder}", "--study", study, ", ".join(sorted(studies)))
         config = studies[study]["config"]
+        if (config.get("search") or {}).get("kind") == "capacity":  # no learning curve to diagnose or plan on
+            raise UserError(
+                f"{where}: {folder}: study {study!r} is a capacity study (parameters needed per depth), with "
+                f"no learning curve; allowed: a grid, hestness or weighting study (see `scalinglab report`)"
+            )
         if config.get("aux"):
             from scalinglab.analysis.weighting import weighted_frame
 

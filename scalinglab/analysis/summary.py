@@ -6,6 +6,7 @@ Reads only from the store (reports and re-summaries never depend on a run's memo
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,11 @@ def summarize(
         if "bayes_error" in ds.meta:
             out["bayes_error"] = ds.meta["bayes_error"]
     seeds = config.get("seeds")
+    if (config.get("search") or {}).get("kind") == "capacity":  # no learning curve: parameters needed vs v
+        from scalinglab.analysis.capacity import capacity_section
+
+        out["capacity"] = capacity_section(df, config)
+        return jsonable(out)
     out.update(_curve_section(df, seeds, out["random_guess_error"], form, fits, ""))
     # every forecast checked: from the study's own prefixes, and the earlier runs' forecasts (ledger)
     out["backtest"] = backtest_section(out["points"], y0=out["random_guess_error"], form=form)
@@ -146,7 +152,7 @@ def summarize(
             out["factor"]["levels"][key] = _curve_section(
                 df[levels == key], seeds, out["random_guess_error"], form, fits, f"factor.{key}."
             )
-        out["factor"]["comparison"] = compare_levels(out["factor"]["levels"], out["random_guess_error"])
+        out["factor"]["comparison"] = compare_levels(out["factor"]["levels"], out["random_guess_error"], factor)
     if aux and len(df):  # best w per model size (chosen on dev), test error, error-vs-w curves
         out["weighting"] = weighting_section(df, aux.get("weights"))
     return jsonable(out)
@@ -193,14 +199,21 @@ def _model_axis(df, section: dict, y0, size_fit) -> dict | None:
 def level_of(config_json: str, factor: str) -> str:
     """The factor level of a trial, read from its spec (not its tags: a spec is the truth)."""
     c = json.loads(config_json)
-    v = c["model"].get("batchnorm", False) if factor == "batchnorm" else c["train"].get(factor)
+    if factor == "batchnorm":
+        v = c["model"].get("batchnorm", False)
+    elif factor == "depth" and c["model"].get("family") != "user":
+        v = c["model"]["size"].get("depth")
+    elif factor in ("activation", "init") and c["model"].get("family") != "user":
+        v = c["model"].get(factor)
+    else:
+        v = c["train"].get(factor)
     return v if isinstance(v, str) else json.dumps(v)
 
 
 COMPARE_FORM = "pow_c"  # the Hestness form: its exponent means the same thing for every level
 
 
-def compare_levels(levels: dict, y0: float | None = None) -> dict:
+def compare_levels(levels: dict, y0: float | None = None, factor: str | None = None) -> dict:
     """Do the levels' curves differ in exponent, or only shift (as Hestness saw for optimizers)?
 
     Each level is refitted with one common form (`COMPARE_FORM`): the `auto` forms may differ between
@@ -226,10 +239,103 @@ def compare_levels(levels: dict, y0: float | None = None) -> dict:
     )
     return {
         "verdict": verdict,
+        "per_level": {k: level_verdict(k, keys[0], exps, errs, factor, y0) for k in keys[1:]},
         "exponents": exps,
         "exponents_overlap": overlap,
         f"error_ratio_{keys[1]}_over_{keys[0]}": float(np.median(ratios)) if ratios else None,
         f"error_ratio_{keys[1]}_over_{keys[0]}_at_largest": float(ratios[-1]) if ratios else None,
+    }
+
+
+SHIFT_TOLERANCE = 0.05  # an error ratio within 5% of 1 is "no shift" (seed noise is larger than that)
+WIDE_CI = 3.0  # an exponent interval whose ends differ by more than this factor does not pin the slope
+GAP_CHANGE = 1.5  # the error ratio at the largest size vs its median: beyond this factor the gap moves
+BARELY = 0.8  # a level whose error at its largest size is >= this x random guessing barely learns
+
+
+def _level_label(level: str, factor: str | None) -> str:
+    """'tanh' stays 'tanh'; a number or boolean level is named with its factor: '4' -> 'depth 4'."""
+    try:
+        plain = not isinstance(json.loads(level), str)
+    except ValueError:
+        plain = False
+    return f"{factor} {level}" if factor and plain else level
+
+
+def _wide(ci) -> bool:
+    lo, hi = ci
+    return not (lo < 0 and hi < 0) or abs(lo) > WIDE_CI * abs(hi)
+
+
+def level_verdict(
+    key: str, ref_key: str, exps: dict, errs: dict, factor: str | None = None, y0: float | None = None
+) -> dict:
+    """One level against the reference (the first listed): shift or exponent, in words a user can act
+    on. Exponents differ when the 90% intervals do not overlap; the shift is the median error ratio
+    over the data sizes both levels have. Overlapping intervals are only evidence of a shift when they
+    are narrow: a level whose interval is too wide (or whose curve barely leaves random guessing, where
+    the fitted slope means little) is "cannot tell", and a gap that grows or shrinks along the shared
+    sizes is said even when the intervals overlap."""
+    level, ref = _level_label(key, factor), _level_label(ref_key, factor)
+    (alo, ahi), (rlo, rhi) = exps[key]["ci"], exps[ref_key]["ci"]
+    overlap = max(alo, rlo) <= min(ahi, rhi)
+    common = sorted(set(errs[key]) & set(errs[ref_key]))
+    ratios = [errs[key][m] / errs[ref_key][m] for m in common if errs[ref_key][m] > 0]
+    ratio = float(np.median(ratios)) if ratios else None
+    last = float(ratios[-1]) if ratios else None
+    a, r = exps[key]["exponent"], exps[ref_key]["exponent"]
+    top = errs[key][max(errs[key])]
+    barely = y0 is not None and top >= BARELY * y0
+    cannot = None
+    if barely:
+        cannot = f"{level} barely learns (dev error {top:.3g} at its largest size; random guessing {y0:.3g})"
+    elif overlap and (_wide(exps[key]["ci"]) or _wide(exps[ref_key]["ci"])):
+        wide = key if _wide(exps[key]["ci"]) else ref_key
+        lo, hi = exps[wide]["ci"]
+        cannot = f"{_level_label(wide, factor)}'s exponent interval [{lo:.2f}, {hi:.2f}] is too wide to call it a shift"
+    moving = ratio is not None and last is not None and ratio > 0 and not 1 / GAP_CHANGE <= last / ratio <= GAP_CHANGE
+    if cannot:
+        words = f"{level} vs {ref}: cannot tell shift from exponent: {cannot}"
+        if ratio is not None:
+            words += f"; its error is {ratio:.2f}x {ref}'s (median over shared sizes), {last:.2f}x at the largest"
+            if ratio > 1 and last > 1:
+                words += f"; keep {ref}"
+    elif not overlap:
+        faster = a < r  # exponents are negative: more negative falls faster with data
+        ahead = (ratio or 1) <= 1  # at the sizes measured, the level's error is at most the reference's
+        if faster:
+            trend = "its advantage grows with more data" if ahead else f"its gap to {ref} closes with more data"
+        else:
+            trend = "its advantage shrinks with more data" if ahead else f"its gap to {ref} widens with more data"
+        words = (
+            f"{level} changes the exponent ({a:.2f} vs {r:.2f} for {ref}, 90% intervals apart): its curve "
+            f"falls {'faster' if faster else 'slower'} with data, so {trend}"
+        )
+    elif ratio is None or (abs(ratio - 1) <= SHIFT_TOLERANCE and not moving):
+        words = f"{level} vs {ref}: same exponent (intervals overlap) and no measurable shift: either will do"
+    else:
+        better = ratio < 1
+        words = (
+            f"{level} vs {ref}: same exponent (intervals overlap), the curve shifted "
+            f"{'down' if better else 'up'}: {ratio:.2f}x {ref}'s error (median over shared sizes); "
+            + (
+                f"prefer {level}: the gain is a constant factor, not a steeper curve"
+                if better
+                else f"keep {ref}: its advantage is a constant factor, not a steeper curve"
+            )
+        )
+        if moving:
+            words += (
+                f"; but the ratio is {last:.2f}x at the largest shared size: the gap "
+                f"{'grows' if abs(math.log(last)) > abs(math.log(ratio)) else 'shrinks'} with data, more "
+                f"sizes or seeds would tell a shift from a slope"
+            )
+    return {
+        "vs": ref_key,
+        "exponents_overlap": overlap,
+        "error_ratio": ratio,
+        "error_ratio_at_largest": last,
+        "verdict": words,
     }
 
 

@@ -34,6 +34,9 @@ def run(args) -> int:
             study = Study.model_validate(st["config"])  # validated when the study was run
             # Planned = what the search would run now (later phases can add more once these finish).
             pending = [(s, t) for s, t in make_search(study).next_trials(results) if trial_id(s) not in results]
+            if study.search.kind == "capacity":  # per depth and value, not per data size
+                console.print(_capacity_table(study, df, pending, st["name"]))
+                continue
             factor = study.search.factor
             levels = [level_name(v) for v in study.search.levels] if factor else [None]
             table = Table(
@@ -80,6 +83,38 @@ def run(args) -> int:
                 )
             _print_failed(console, store, st["name"], df, args.failed)
     return 0
+
+
+def _capacity_table(study, df, pending, name: str):
+    """A capacity study: per depth and value, the answer so far (analysis/capacity.py) and what is pending."""
+    from rich.table import Table
+
+    from scalinglab.analysis.capacity import answers
+
+    vary = study.search.vary
+    got = answers(df, study.to_dict()) if len(df) else {}
+    table = Table(
+        title=f"{name}: {len(df)} trials done, {len(pending)} pending (search: capacity); smallest width "
+        f"whose median over seeds of min dev error <= {study.search.target:g}"
+    )
+    for col in ("depth", vary, "trials", "pending", "answer", "params", "median error"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for d in study.model.depths:
+        rows = {r["value"]: r for r in got.get(d, [])}
+        for v in study.search.values:
+            r = rows.get(v)
+            waiting = sum(t.get(vary) == v and t.get("depth") == d for _, t in pending)
+            answer = "-" if r is None else (str(r["width"]) if r["reached"] else f"> {r['width']} (so far)")
+            table.add_row(
+                str(d),
+                str(v),
+                str(len(r["seed_errors"]) * len(r["widths_tried"])) if r else "0",
+                str(waiting),
+                answer,
+                f"{r['params']:,}" if r and r["params"] else "-",
+                f"{r['error']:.4f}" if r else "-",
+            )
+    return table
 
 
 def _print_failed(console, store, study: str, df, details: bool) -> None:

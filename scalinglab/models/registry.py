@@ -41,9 +41,22 @@ def family(name: str, where: str = "study") -> FamilyEntry:
     return FAMILIES[name]
 
 
-def build(name: str, size: dict, input_shape, n_outputs: int, **options):
-    """Build one model; `size` holds the family's knobs, e.g. {"width": 128, "depth": 2}."""
-    return family(name).build(size=size, input_shape=tuple(input_shape), n_outputs=n_outputs, **options)
+def build(name: str, size: dict, input_shape, n_outputs: int, *, init: str | None = None, **options):
+    """Build one model; `size` holds the family's knobs, e.g. {"width": 128, "depth": 2}. `init`
+    re-initialises its weights (models/knobs.py INITS; None / "default": the framework's own); options
+    (batchnorm, activation) go to the family's builder."""
+    from scalinglab.models.knobs import apply_init
+
+    if options.get("activation") is None:
+        options.pop("activation", None)  # the family's own default (a family without the option too)
+    model = family(name).build(size=size, input_shape=tuple(input_shape), n_outputs=n_outputs, **options)
+    return apply_init(model, init)
+
+
+def spec_options(ms: dict) -> dict:
+    """The build options of a trial spec's "model" entry. activation and init are in a spec only when a
+    study sets them (older specs, and so their trial ids, are unchanged)."""
+    return {"batchnorm": ms.get("batchnorm", False), "activation": ms.get("activation"), "init": ms.get("init")}
 
 
 def build_spec(ms: dict, input_shape, n_outputs: int):
@@ -53,7 +66,7 @@ def build_spec(ms: dict, input_shape, n_outputs: int):
         from scalinglab.models import factory
 
         return factory.build(ms["factory"], ms["size"], input_shape, n_outputs, ms.get("sys_path", ()))
-    return build(ms["family"], ms["size"], input_shape, n_outputs, batchnorm=ms.get("batchnorm", False))
+    return build(ms["family"], ms["size"], input_shape, n_outputs, **spec_options(ms))
 
 
 def describe_spec(ms: dict, input_shape, n_outputs: int) -> dict:

@@ -3,7 +3,8 @@
 Knobs: `width` (d_model) and `depth` (blocks); heads = max(1, width // 32) (head size 32, or the whole
 width below 32). Input: symbol ids (B, T) int64; output: logits (B, V, T), the class axis second so
 `F.cross_entropy(logits, y)` with y (B, T) scores every position (run_trial needs no change).
-Learned position embeddings for up to `input_shape[0]` positions; untied read-out.
+Learned position embeddings for up to `input_shape[0]` positions; untied read-out. The feed-forward
+block's activation is GELU unless `activation` names another (models/knobs.py).
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scalinglab.models.knobs import activation as make_activation
 from scalinglab.models.registry import register
 
 HEAD_SIZE = 32
 
 
 class Block(nn.Module):
-    def __init__(self, d: int, heads: int):
+    def __init__(self, d: int, heads: int, activation=None):
         super().__init__()
         self.heads = heads
+        self.act = make_activation(activation, default="gelu")
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
         self.fc, self.out = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
@@ -31,18 +34,18 @@ class Block(nn.Module):
         q, k, v = (t.view(B, T, self.heads, d // self.heads).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
         a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.proj(a.transpose(1, 2).reshape(B, T, d))
-        return x + self.out(F.gelu(self.fc(self.ln2(x))))
+        return x + self.out(self.act(self.fc(self.ln2(x))))
 
 
 class Transformer(nn.Module):
-    def __init__(self, vocab: int, context: int, width: int, depth: int):
+    def __init__(self, vocab: int, context: int, width: int, depth: int, activation=None):
         super().__init__()
         if width % max(1, width // HEAD_SIZE):
             raise ValueError(f"transformer width {width} is not a multiple of its head count")
         self.vocab, self.context, self.width, self.depth = vocab, context, width, depth
         self.heads = max(1, width // HEAD_SIZE)
         self.tok, self.pos = nn.Embedding(vocab, width), nn.Embedding(context, width)
-        self.blocks = nn.ModuleList(Block(width, self.heads) for _ in range(depth))
+        self.blocks = nn.ModuleList(Block(width, self.heads, activation) for _ in range(depth))
         self.ln, self.head = nn.LayerNorm(width), nn.Linear(width, vocab)
 
     def forward(self, idx):  # (B, T) int64 -> (B, V, T)
@@ -67,10 +70,12 @@ class Transformer(nn.Module):
         return 2 * T * (L * (12 * d * d + 2 * T * d) + d * V)
 
 
-@register("transformer", knobs=("width", "depth"), doc="causal Transformer (charlm): width x depth")
-def build_transformer(size, input_shape, n_outputs, batchnorm=False):
+@register(
+    "transformer", knobs=("width", "depth"), options=("activation",), doc="causal Transformer (charlm): width x depth"
+)
+def build_transformer(size, input_shape, n_outputs, batchnorm=False, activation=None):
     if batchnorm:
         raise ValueError("transformer has no batch norm (it uses LayerNorm); set model.batchnorm = false")
     if len(input_shape) != 1:
         raise ValueError(f"transformer needs sequences of symbol ids (input shape (T,)); got {input_shape}")
-    return Transformer(n_outputs, input_shape[0], int(size.get("width", 64)), int(size.get("depth", 2)))
+    return Transformer(n_outputs, input_shape[0], int(size.get("width", 64)), int(size.get("depth", 2)), activation)

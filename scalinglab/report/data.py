@@ -41,6 +41,12 @@ class ReportData:
     notes: list[str] = field(default_factory=list)  # things the reader should know (fit failed, ...)
 
     @property
+    def capacity(self) -> dict | None:
+        """summary.json's "capacity" section (analysis/capacity.py), for a kind = "capacity" study."""
+        c = self.summary.get("capacity")
+        return c if isinstance(c, dict) else None
+
+    @property
     def lc(self) -> dict | None:
         return self.summary.get("learning_curve") or None
 
@@ -195,14 +201,16 @@ def gather(folder: str | Path, *, study: str | None = None, refit: bool = True) 
         notes.append("summary.json missing: points rebuilt from the trials; random-guess level unknown")
         summary = {"study": name, "trials": {"total": len(df), **df["status"].value_counts().to_dict()}}
     points = summary.get("points")
-    if not points:
+    capacity = isinstance(summary.get("capacity"), dict)  # a capacity study has no learning curve
+    if not points and not capacity:
         points = _points_from_trials(df)
+    points = points or []
     points = sorted(points, key=lambda p: p["data_size"])
 
     data = ReportData(folder=folder, name=name, trials=df, summary=summary, study=row, points=points, notes=notes)
     if summary.get("note"):
         notes.append(str(summary["note"]))
-    if refit:
+    if refit and not capacity:
         lc = data.lc
         # the fits behind summary.json's laws (fits.npz); refitted from the points where it is missing
         if lc is not None or "learning_curve" not in summary:

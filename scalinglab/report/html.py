@@ -46,6 +46,7 @@ def context(d: ReportData, plots: dict[str, bytes]) -> dict:
         "backtest": words.backtest_section(d, f),
         "factor": words.factor_section(d, f),
         "weighting": words.weighting_table(d, f),
+        "capacity": words.capacity_table(d),
         "best": words.best_table(d, f),
         "failed": words.failed_table(d),
         "trials": words.trials_table(d, f),

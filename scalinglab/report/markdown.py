@@ -28,6 +28,11 @@ CAPTIONS = {
         "Forecasts against later measurement",
         "each forecast from a prefix of the points (and from earlier runs) with its 90% interval",
     ),
+    "capacity": (
+        "Parameters needed per depth",
+        "smallest model reaching the target per value; solid: exponential fit, dashed: polynomial; "
+        "open triangles: not reached (lower bounds)",
+    ),
 }
 
 
@@ -76,7 +81,12 @@ def render(d: ReportData, plots: dict[str, bytes], plot_dir: str = "plots") -> s
     fac = words.factor_section(d, f)
     if fac:
         md += [f"## Factor: {esc(fac['name'])}", ""] + ([f"**{esc(fac['verdict'])}**", ""] if fac["verdict"] else [])
+        md += [f"- {esc(v)}" for v in fac["verdicts"]] + ([""] if fac["verdicts"] else [])
         md += [table(fac["head"], fac["rows"]), ""] + [esc(r) + "  " for r in fac["ratios"]] + [""]
+    cap = words.capacity_table(d)
+    if cap:
+        md += ["## Capacity: answers and laws", "", f"**{esc(cap['verdict'])}**", ""]
+        md += [table(cap["head"], cap["rows"]), "", table(cap["law_head"], cap["laws"]), ""]
     wt = words.weighting_table(d, f)
     if wt:
         md += ["## Auxiliary-data weighting", "", esc(wt["selection"]), "", table(wt["head"], wt["rows"]), ""]

@@ -498,6 +498,46 @@ def backtest(data: ReportData) -> bytes | None:
     return draw_backtest(bt.get("rows") or [], data.summary.get("forecast_ledger") or [], pct=_pct_axis(data))
 
 
+def capacity(data: ReportData) -> bytes | None:
+    """Parameters needed vs the varied option (parity's n), one colour per depth, log y: the fitted
+    exponential law as a line (a straight line on this axis), a lower bound (no tried width reached
+    the target) as an open triangle at the widest model tried."""
+    cap = data.capacity
+    if not cap or not cap.get("depths"):
+        return None
+    colors = matplotlib.colormaps.get_cmap("tab10")
+    with matplotlib.rc_context(STYLE):
+        fig, ax = _axes((9.6, 5.0))
+        ax.set_yscale("log")
+        for i, (d, sec) in enumerate(sorted(cap["depths"].items(), key=lambda kv: int(kv[0]))):
+            col = colors(i % 10)
+            rows = [r for r in sec.get("answers") or [] if r.get("params")]
+            hit = [r for r in rows if r["reached"]]
+            miss = [r for r in rows if not r["reached"]]
+            fit = sec.get("fit") or {}
+            exp = fit.get("exponential") or {}
+            lab = f"depth {d}"
+            if exp:
+                lo, hi = exp["rate_ci90"]
+                lab += f": 2^({exp['rate']:.2f}·{cap['vary']}) [{lo:.2f}, {hi:.2f}]"
+            ax.plot([r["value"] for r in hit], [r["params"] for r in hit], "o", color=col, ms=6, label=lab)
+            if miss:
+                ax.plot([r["value"] for r in miss], [r["params"] for r in miss], "^", color=col, mfc="none", ms=8)
+            if exp and hit:
+                xs = np.linspace(min(r["value"] for r in hit), max(r["value"] for r in hit), 50)
+                ax.plot(xs, exp["sigma"] * 2.0 ** (exp["rate"] * xs), color=col, lw=1.6)
+            poly = fit.get("polynomial") or {}
+            if poly and hit:
+                xs = np.linspace(min(r["value"] for r in hit), max(r["value"] for r in hit), 50)
+                ax.plot(xs, poly["sigma"] * xs ** poly["rate"], color=col, lw=1.0, ls="--")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt.human(v)))
+        ax.grid(True, which="major")
+        ax.set_xlabel(f"{cap['vary']} (data option varied)")
+        ax.set_ylabel(f"parameters needed for dev error <= {fmt.pct(cap['target'])}")
+        ax.legend(loc="upper left", fontsize=9, title="solid: exponential fit, dashed: polynomial", title_fontsize=8)
+        return _png(fig)
+
+
 PLOTS = {
     "learning_curve": learning_curve,
     "model_size_curves": per_size,
@@ -511,7 +551,9 @@ PLOTS = {
 def make_plots(data: ReportData, out_dir: Path | None = None) -> dict[str, bytes]:
     """Every figure whose data exists, as name -> PNG bytes; also written to out_dir/NAME.png."""
     out = {}
-    for name, fn in PLOTS.items():
+    # a capacity study answers one question (parameters needed per depth); it has no learning curve
+    plots = {"capacity": capacity} if data.capacity else PLOTS
+    for name, fn in plots.items():
         png = fn(data)
         if png:
             out[name] = png

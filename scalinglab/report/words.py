@@ -40,6 +40,8 @@ REGION_ADVICE = {
 
 def headline(d: ReportData, f: ErrorFormat) -> dict:
     """{'sentences': [...], 'cards': [{'label', 'value', 'sub'}], 'cautions': [...]}"""
+    if d.capacity:  # kind = "capacity": the depth comparison is the headline
+        return capacity_headline(d)
     lc, sl, pts = d.lc, d.size_law, d.points
     sentences, cards, cautions = [], [], []
     best = min(pts, key=lambda p: p["error"]) if pts else None
@@ -520,9 +522,12 @@ def factor_section(d: ReportData, f: ErrorFormat) -> dict | None:
     ratios = [
         f"{_ratio_label(k)}: {num(v, 3)}×" for k, v in comp.items() if k.startswith("error_ratio_") and v is not None
     ]
+    per = comp.get("per_level") if isinstance(comp.get("per_level"), dict) else {}
     return {
         "name": str(fac.get("name") or "factor"),
         "verdict": str(comp.get("verdict") or ""),
+        # one sentence per level against the first: shift or exponent, and what to do (summary.level_verdict)
+        "verdicts": [str(v.get("verdict")) for v in per.values() if isinstance(v, dict) and v.get("verdict")],
         "ratios": ratios,
         "head": [
             "level",
@@ -582,3 +587,81 @@ def weighting_table(d: ReportData, f: ErrorFormat) -> dict | None:
         "findings": findings,
         "selection": str(w.get("selection") or ""),
     }
+
+
+def capacity_headline(d: ReportData) -> dict:
+    """Headline of a capacity study: the gap verdict, one card per depth (its exponential rate)."""
+    from scalinglab.analysis.capacity import parity_note
+
+    cap = d.capacity
+    cards = []
+    for dep, sec in sorted(cap["depths"].items(), key=lambda kv: int(kv[0])):
+        e = (sec.get("fit") or {}).get("exponential") or {}
+        cards.append(
+            {
+                "label": f"depth {dep}: growth rate r",
+                "value": num(e.get("rate"), 2) if e else "n/a",
+                "sub": interval(e.get("rate_ci90")) or "" if e else "too few answers",
+                "hint": f"parameters needed ~ 2^(r·{cap['vary']})",
+            }
+        )
+    note = parity_note(cap)
+    return {"sentences": [str(cap.get("verdict") or "") + "."], "cards": cards, "cautions": [note] if note else []}
+
+
+def capacity_table(d: ReportData) -> dict | None:
+    """Per depth and value: the smallest width that reached the target, its parameters and error;
+    then the fitted laws per depth."""
+    cap = d.capacity
+    if not cap:
+        return None
+    rows, laws = [], []
+    for dep, sec in sorted(cap["depths"].items(), key=lambda kv: int(kv[0])):
+        for r in sec.get("answers") or []:
+            rows.append(
+                [
+                    str(dep),
+                    str(r["value"]),
+                    str(r["width"]) if r["reached"] else f"> {r['width']}",
+                    human(r["params"] or 0) if r["reached"] else f"> {human(r['params'] or 0)}",
+                    ", ".join(fmt_pct(e) for e in r["seed_errors"]),
+                    " ".join(str(w) for w in r["widths_tried"]),
+                ]
+            )
+        fit = sec.get("fit") or {}
+        for name in ("exponential", "polynomial"):
+            e = fit.get(name)
+            if e:
+                form = f"2^(r·{cap['vary']})" if name == "exponential" else f"{cap['vary']}^k"
+                laws.append(
+                    [
+                        str(dep),
+                        f"{name}: P ∝ {form}",
+                        num(e["rate"], 3),
+                        interval(e["rate_ci90"]),
+                        num(e["log_rmse"], 3),
+                        "better" if fit.get("better") == name else "",
+                    ]
+                )
+        if fit.get("error"):
+            laws.append([str(dep), "fit failed", fit["error"], "", "", ""])
+    return {
+        "verdict": str(cap.get("verdict") or ""),
+        "head": [
+            "depth",
+            cap["vary"],
+            "smallest width",
+            "parameters",
+            "min dev error per seed",
+            "widths tried",
+        ],
+        "rows": rows,
+        "law_head": ["depth", "law", "rate", "90% CI", "log RMSE", ""],
+        "laws": laws,
+    }
+
+
+def fmt_pct(v) -> str:
+    from scalinglab.fmt import pct
+
+    return pct(v)

@@ -11,6 +11,10 @@ from scalinglab.search.hestness import HestnessSearch
 
 
 def make_search(study):
+    if study.search.kind == "capacity":  # smallest width per depth that learns the task (search/capacity.py)
+        from scalinglab.search.capacity import CapacitySearch
+
+        return CapacitySearch(study)
     if study.search.kind == "weighting":  # auxiliary-data weighting study (search/weighting.py)
         from scalinglab.search.weighting import WeightingSearch
 

@@ -20,6 +20,9 @@ def base_spec(study: Study, data_size: int, size: dict, seed: int, **train_overr
         "train": train,
         "seed": int(seed),
     }
+    for key in ("activation", "init"):  # only when set: older studies keep their trial ids
+        if getattr(study.model, key) is not None:
+            spec["model"][key] = getattr(study.model, key)
     if study.model.factory is not None:  # byo: the user's factory, and the folder spawned workers import it from
         spec["model"].update(factory=study.model.factory, sys_path=list(study.model.sys_path))
     return spec
@@ -54,7 +57,19 @@ def level_overrides(study: Study, level) -> tuple[dict, dict]:
         return {}, {}
     if f == "batchnorm":
         return {}, {"batchnorm": bool(level)}
-    return {f: level}, {}
+    if f in ("activation", "init") and not study.train.user:
+        return {}, {f: level}
+    return {f: level}, {}  # depth of a built-in family: level_size (it changes the size dict)
+
+
+def level_size(study: Study, size: dict, level) -> dict:
+    """The size dict a trial at `level` trains: factor depth sets the depth knob (and, with
+    search.match_params, the width: search/arch.py); other factors leave the size as listed."""
+    if study.search.factor != "depth" or study.train.user or level is None:
+        return size
+    from scalinglab.search.arch import depth_size
+
+    return depth_size(study, size, int(level))
 
 
 def level_name(level):
@@ -71,7 +86,7 @@ def plan_grid(study: Study) -> list[tuple[dict, dict]]:
             tr, mo = level_overrides(study, level)
             for size in study.model.size_grid():
                 for seed in range(study.seeds):
-                    spec = base_spec(study, n, size, seed, **tr)
+                    spec = base_spec(study, n, level_size(study, size, level), seed, **tr)
                     spec["model"].update(mo)
                     out.append((spec, {"stage": "grid", "level": level_name(level)}))
     return out

@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from scalinglab.config import Study
-from scalinglab.search.grid import base_spec, level_name, level_overrides
+from scalinglab.search.grid import base_spec, level_name, level_overrides, level_size
 from scalinglab.train.trial import trial_id
 
 
@@ -74,7 +74,7 @@ class HestnessSearch:
     def spec(self, n: int, size_i: int, lr: float, wd: float, seed: int, level) -> dict:
         tr, mo = level_overrides(self.study, level)
         tr = {"lr": float(lr), "weight_decay": float(wd), **tr}
-        spec = base_spec(self.study, n, self.sizes[size_i][0], seed, **tr)
+        spec = base_spec(self.study, n, level_size(self.study, self.sizes[size_i][0], level), seed, **tr)
         spec["model"].update(mo)
         return spec
 

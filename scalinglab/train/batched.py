@@ -83,6 +83,7 @@ def _fused_single(spec: dict, key: str, device: str, fused_mlp: bool) -> bool:
         and not key.startswith(("aux:", "single:"))
         and spec["model"]["family"] == "mlp"
         and not spec["model"].get("batchnorm", False)
+        and spec["model"].get("activation") in (None, "relu")  # FusedMLP is written for ReLU
     )
 
 
@@ -156,11 +157,9 @@ class _GroupTrainer:
             # (torch.manual_seed would also queue CUDA/XPU/MTIA seeding with a formatted traceback each
             # time, ~0.4 ms per model while CUDA is not initialised; the batched families use no dropout)
             torch.default_generator.manual_seed(s["seed"])
-            built.append(
-                models_mod.build(
-                    ms["family"], ms["size"], ds.input_shape, ds.n_classes, batchnorm=ms.get("batchnorm", False)
-                )
-            )
+            # build_spec: the spec's activation and init too (a group shares them: group_key keys on
+            # the whole model entry), so each member starts from run_trial's very weights
+            built.append(models_mod.build_spec(ms, ds.input_shape, ds.n_classes))
         self.template = built[0].to(self.dev)
         bn = any(isinstance(m, nn.BatchNorm1d) for m in self.template.modules())
         if engine == "auto":

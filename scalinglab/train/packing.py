@@ -47,13 +47,7 @@ def model_bytes(spec: dict) -> int:
     """Rough bytes one model of `spec` needs inside a group: parameters x 5 (param, grad, 2 Adam moments,
     best state) + training activations x 3 (forward, saved, grad) + an evaluation chunk's activations."""
     ds = subset(spec["data"], 1)[0]
-    model = models_mod.build(
-        spec["model"]["family"],
-        spec["model"]["size"],
-        ds.input_shape,
-        ds.n_classes,
-        batchnorm=spec["model"].get("batchnorm", False),
-    )
+    model = models_mod.build_spec(spec["model"], ds.input_shape, ds.n_classes)
     act = [math.prod(ds.input_shape)]
     hooks = [
         m.register_forward_hook(lambda m, i, o: act.append(o[0].numel()))

@@ -1,7 +1,7 @@
 """Stacked layer ops: G models of one shape as one computation (for `train/batched.py`).
 
 P, B: {state-dict name: (G, ...)} stacked parameters and buffers. Two forward engines:
-- `forward_bmm`: the known layers (Flatten, Linear, Conv1d, BatchNorm1d, ReLU) interpreted in
+- `forward_bmm`: the known layers (Flatten, Linear, Conv1d, BatchNorm1d, the activations) interpreted in
   registration order, each as one batched op (`baddbmm`, a grouped convolution, one `batch_norm` over
   G*C channels);
 - `forward_vmap`: `torch.func.functional_call` under `vmap`, for other layers (no batch norm).
@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-BMM_LAYERS = (nn.Flatten, nn.Linear, nn.Conv1d, nn.BatchNorm1d, nn.ReLU)
+# elementwise activations (models/knobs.py) and the op that applies each one to stacked activations
+ELEMENTWISE = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh, nn.Sigmoid: torch.sigmoid, nn.GELU: F.gelu}
+BMM_LAYERS = (nn.Flatten, nn.Linear, nn.Conv1d, nn.BatchNorm1d, *ELEMENTWISE)
 BMM_FAMILIES = ("mlp", "cnn1d")  # families whose leaf modules run in registration order
 EVAL_FLOATS = 1 << 21  # FusedMLP.evaluate: floats per activation chunk (8 MB)
 
@@ -117,8 +119,8 @@ def forward_bmm(plan, P, B, x, training: bool, conv_2d: bool = True):
                 m.eps,
             )  # updates the stacked running stats in place
             x = xb if conv else xb.reshape(b, G, -1).transpose(0, 1).reshape(shape)
-        elif isinstance(m, nn.ReLU):
-            x = torch.relu(x)
+        elif type(m) in ELEMENTWISE:  # any layout: one op over all G models
+            x = ELEMENTWISE[type(m)](x)
         else:  # bmm_supported guards this
             raise TypeError(f"forward_bmm: layer {name} ({type(m).__name__}) is not supported")
     return x
