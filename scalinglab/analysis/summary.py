@@ -232,14 +232,21 @@ def compare_levels(levels: dict, y0: float | None = None, factor: str | None = N
     keys = list(pts)
     common = sorted(set.intersection(*(set(e) for e in errs.values())))
     ratios = [errs[keys[1]][m] / errs[keys[0]][m] for m in common]
+    per_level = {k: level_verdict(k, keys[0], exps, errs, factor, y0) for k in keys[1:]}
+    unsure = [_level_label(k, factor) for k, v in per_level.items() if "cannot tell" in v["verdict"]]
     verdict = (
         "exponents not distinguishable (90% intervals overlap): consistent with a shift of the curve"
         if overlap
         else "different exponents: the 90% intervals do not overlap"
     )
+    if overlap and unsure:  # overlapping because some interval is too wide, or a level barely learns
+        verdict = (
+            f"exponents not distinguishable (90% intervals overlap), but for {', '.join(unsure)} that says "
+            f"little (see the per-level verdicts)"
+        )
     return {
         "verdict": verdict,
-        "per_level": {k: level_verdict(k, keys[0], exps, errs, factor, y0) for k in keys[1:]},
+        "per_level": per_level,
         "exponents": exps,
         "exponents_overlap": overlap,
         f"error_ratio_{keys[1]}_over_{keys[0]}": float(np.median(ratios)) if ratios else None,
