@@ -2,9 +2,10 @@
 
 - `cnn2d`: `depth` blocks of 3x3 convolution (+ batch norm) + ReLU + 2x2 max-pool, channels `width`,
   2 width, 4 width, ...; global average pool; a linear read-out. The small-vision keyword spotter.
-- `crnn`: Deep Speech 2's shape in miniature: two 3x3 convolutions of width/2 channels (the first
-  pools frequency and time by 2, the second frequency by 2), then a GRU of `depth` layers and `width`
-  units over the frames, mean over time, a linear read-out.
+- `crnn`: Deep Speech 2's shape in miniature: two 3x3 convolutions of max(4, width/4) channels (the
+  first pools frequency and time by 2, the second frequency by 2), then a GRU of `depth` layers and
+  `width` units over the frames, mean over time, a linear read-out. (width/4, not width/2: the second
+  convolution's cost grows as its channels squared and, at width/2, was most of a wide model's FLOPs.)
 
 FLOPs: 2 x multiply-adds per example of the convolutions, the GRU's input and recurrent products and
 the read-out (biases, pooling, activations not counted); tests/test_speech.py checks them against
@@ -49,7 +50,7 @@ class CRNN(nn.Module):
     def __init__(self, input_shape, n_out: int, width: int, depth: int, batchnorm: bool):
         super().__init__()
         mels, frames = input_shape
-        c = max(1, width // 2)
+        c = max(4, width // 4)
         norm = (lambda: nn.BatchNorm2d(c)) if batchnorm else nn.Identity
         self.conv = nn.Sequential(
             nn.Conv2d(1, c, 3, padding=1), norm(), nn.ReLU(), nn.MaxPool2d(2),  # (c, mels/2, frames/2)
