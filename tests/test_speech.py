@@ -15,7 +15,7 @@ needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None,
     reason="the Debian package espeak-ng is not installed (scripts/setup.sh installs it)",
 )
-SMALL = {"n_train": 40, "n_dev": 12, "n_test": 12, "per_voice": 5, "max_voices": 10, "seed": 3}
+SMALL = {**speech.DEFAULTS, "n_train": 40, "n_dev": 12, "n_test": 12, "per_voice": 5, "max_voices": 10, "seed": 3}
 
 
 @needs_espeak
