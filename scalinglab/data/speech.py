@@ -186,7 +186,8 @@ def _noise(kind: str, pool_clips, rng) -> np.ndarray:
         f[1:] /= np.sqrt(np.arange(1, len(f)))
         f[0] = 0
         return np.fft.irfft(f, CLIP).astype(np.float32)
-    picks = rng.choice(len(pool_clips), 4, replace=False)  # babble: four other speakers of this split
+    # babble: four other utterances of this split (with replacement only in a pool of fewer than four)
+    picks = rng.choice(len(pool_clips), 4, replace=len(pool_clips) < 4)
     return np.sum([_clip(pool_clips[i], rng) for i in picks], axis=0)
 
 
