@@ -79,12 +79,20 @@ def study_metric(config: dict) -> Metric:
     from scalinglab.data import load
 
     ds = load(config["data"]["name"], config["data"].get("options", {}))  # cached on disk
+    name = ds.meta.get("metric_name")  # a data set's own name: "bits per token" (translation), "WER" (speech)
     if ds.metric == "bits":
+        name = name or "bits per character"
         return Metric(
-            name="bits per character",
+            name=name,
             random_guess=ds.random_guess_error,
             rate=False,
-            description="dev cross-entropy in bits per character (median over seeds of each trial's minimum)",
+            description=f"dev cross-entropy in {name} (median over seeds of each trial's minimum)",
+        )
+    if name:
+        return Metric(
+            name=name,
+            random_guess=ds.random_guess_error,
+            description=f"dev {name} (median over seeds of each trial's minimum)",
         )
     return Metric(random_guess=ds.random_guess_error)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-command set-up on a fresh machine (Debian, Python 3.10+, root or sudo for the browser):
 # PyTorch CPU, scalinglab with its dev, Ray, Lightning, MLflow, Parquet and notebook extras, and Debian's
-# chromium for the report's browser test.
+# chromium for the report's browser test, espeak-ng for the speech data set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -15,5 +15,10 @@ $PY -m pip install -q -e ".[dev,ray,lightning,mlflow,parquet,notebook]"
 if ! command -v chromium >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+# espeak-ng for the speech data set's audio (data/speech.py; skipped if already there).
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq espeak-ng >/dev/null
 fi
 echo "scalinglab set up: $($PY -c 'import scalinglab, torch; print("scalinglab", scalinglab.__version__, "torch", torch.__version__)')"

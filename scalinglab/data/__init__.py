@@ -3,8 +3,9 @@
 `load(name, options)` returns a `Dataset` with a train pool and disjoint dev and test sets.
 """
 
-# Importing the modules registers their data sets (arrays: your own data; charlm: the character LM).
-from scalinglab.data import arrays, charlm, digits, mnist1d_data, parity, teacher
+# Importing the modules registers their data sets (arrays: your own data; charlm: the character LM;
+# speech and translation: Hestness' other two domains; parity: the depth-vs-width question).
+from scalinglab.data import arrays, charlm, digits, mnist1d_data, parity, speech, teacher, translation
 from scalinglab.data.registry import DATASETS, Dataset, load, pool_size, register
 from scalinglab.data.subsets import nested_sizes, stratified_order
 

@@ -81,16 +81,18 @@ def make_optimizer(params, tr: dict):
 def evaluate(model, x, y, batch: int = 8192, bits: bool = False) -> tuple[float, float]:
     """(mean cross-entropy, error rate) of `model` on (x, y), in eval mode.
 
-    Sequence targets y (n, T) with logits (n, V, T) (charlm): means over all n*T positions. bits=True
-    (a data set with meta metric "bits"): the second value is the cross-entropy in bits, loss / ln 2."""
+    Sequence targets y (n, T) with logits (n, V, T) (charlm): means over all n*T positions; positions
+    whose target is -100 (translation's padding, F.cross_entropy's ignore_index) are left out of both
+    means. bits=True (a data set with meta metric "bits"): the second value is the cross-entropy in
+    bits, loss / ln 2."""
     model.eval()
     loss, wrong = 0.0, 0
     for i in range(0, len(x), batch):
-        logits = model(x[i : i + batch])
-        loss += F.cross_entropy(logits.float(), y[i : i + batch], reduction="sum").item()
-        wrong += (logits.argmax(1) != y[i : i + batch]).sum().item()
+        logits, yb = model(x[i : i + batch]), y[i : i + batch]
+        loss += F.cross_entropy(logits.float(), yb, reduction="sum").item()
+        wrong += ((logits.argmax(1) != yb) & (yb != -100)).sum().item()
     model.train()
-    n = y.numel()  # = len(x) for class labels
+    n = (y != -100).sum().item()  # = len(x) for class labels
     return loss / n, (loss / n / math.log(2) if bits else wrong / n)
 
 
@@ -214,6 +216,9 @@ def _train(spec: dict, device: str) -> dict:
         model.load_state_dict(best_state)  # test error of the model that scored min dev error
         x_te, y_te = torch.as_tensor(ds.x_test, device=dev), torch.as_tensor(ds.y_test, device=dev)
         res["test_error"] = evaluate(model, x_te, y_te, bits=bits)[1]
+        if hasattr(model, "decode_metrics"):  # seq2seq: greedy decoding scored beside the cross-entropy
+            for part, (xp, yp) in (("dev", (x_dev, y_dev)), ("test", (x_te, y_te))):
+                res.update({f"{part}_{k}": v for k, v in model.decode_metrics(xp, yp).items()})
     if status == "diverged":
         res["error"] = f"non-finite loss at epoch {len(history) + 1}"
     return res
