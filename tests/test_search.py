@@ -31,6 +31,7 @@ kind = "hestness"
 candidates = 5
 promote = 2
 size_spread = 1
+prune = false
 """
 ALPHA, BETA, GAMMA = 0.9, -0.35, 0.03  # planted learning curve of the best model
 
