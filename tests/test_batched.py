@@ -301,3 +301,20 @@ def test_group_of_one(model, fused, monkeypatch):
     for ha, hb in zip(alone["history"], one["history"]):
         assert rel(ha["train_loss"], hb["train_loss"]) < 1e-4 and rel(ha["dev_loss"], hb["dev_loss"]) < 1e-4
     assert set(one) == set(alone)
+
+
+def test_rung_of_successive_halving_is_a_prefix_of_the_full_run():
+    """A rung's trial (search/halving.py: max_epochs = the budget) trains exactly the full run's first
+    epochs, alone and in a group with its full run (where it leaves the group at its budget)."""
+    from scalinglab.search.halving import rung_spec
+
+    full = spec(max_epochs=4, patience=2)
+    rung = rung_spec(full, 2)
+    alone = run_trial(rung)
+    grouped_full, grouped_rung = run_group([full, rung], fallback=False)
+    ref = run_trial(full)
+    for r in (alone, grouped_rung):
+        assert r["epochs"] == 2 and r["steps"] == ref["steps"] * 2 // ref["epochs"]
+        for h, g in zip(r["history"], ref["history"][:2]):
+            assert rel(h["dev_loss"], g["dev_loss"]) < 1e-4
+    assert grouped_full["epochs"] == ref["epochs"]
