@@ -129,6 +129,7 @@ def main(argv=None) -> int:
         if q is None:
             continue
         inside = q["error_lo"] - 1e-12 <= pt["error"] <= q["error_hi"] + 1e-12
+        better = pt["error"] < q["error_lo"]  # outside the spread, but lower: pruning found a better one
         ok_all &= inside
         rows.append(
             (
@@ -137,7 +138,7 @@ def main(argv=None) -> int:
                 q["params"],
                 f"{pt['error']:.4f} [{pt['error_lo']:.4f}, {pt['error_hi']:.4f}]",
                 pt["params"],
-                "yes" if inside else "NO",
+                "yes" if inside else ("no, lower" if better else "NO"),
             )
         )
     print()
