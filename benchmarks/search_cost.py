@@ -2,7 +2,8 @@
 
 Runs one study twice in one process, side by side: the full search (`prune = false`) and the pruned
 one (`prune = true`, the default), each in a fresh folder, in-process and batched (as `scalinglab run`).
-Prints per run the training FLOPs actually spent (every stored trial, rung trials included), the wall
+Prints per run the training FLOPs actually spent (every stored trial, rung trials included, less the
+epochs a survivor took over from its rung's snapshot, train/resume.py), the wall
 time with the load average beside it (a shared machine inflates it), the best-fit point per data size,
 the fitted exponent and the model-size exponent with their intervals, and the ratios pruned / full.
 Group sizes: both stores are replayed through the search (no training) with the old schedule (every
@@ -19,6 +20,7 @@ unpruned one; exponent intervals overlapping; default study <= 100 s on 2 cores.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -39,14 +41,17 @@ def run(study, out: Path, prune: bool) -> dict:
     summary = run_study(study, out, log=lambda m: None, threads=1)
     wall = time.perf_counter() - t0
     with Store(out, readonly=True) as st:
-        df = st.frame(study.name)
+        df = st.frame(study.name, with_json=True)
         results = st.result_index(study.name)
+    # spent: a trial that went on from a rung's snapshot did not pay the rung's epochs again
+    resumed = sum(json.loads(r).get("resumed_flops") or 0 for r in df["result"])
     return {
         "study": study,
         "summary": summary,
         "wall": wall,
         "load": (load0, os.getloadavg()[0]),
-        "flops": float(df["train_flops"].fillna(0).sum()),
+        "flops": float(df["train_flops"].fillna(0).sum()) - resumed,
+        "resumed": resumed,
         "trials": len(df),
         "rungs": int((df.get("tag_stage") == "rung").sum()) if "tag_stage" in df else 0,
         "results": results,
@@ -110,7 +115,8 @@ def main(argv=None) -> int:
     f, p = runs["full"], runs["pruned"]
     rows = [
         ("trials (rung trials)", f"{f['trials']} ({f['rungs']})", f"{p['trials']} ({p['rungs']})", ""),
-        ("training FLOPs", f"{f['flops']:.3e}", f"{p['flops']:.3e}", f"{p['flops'] / f['flops']:.2f}"),
+        ("training FLOPs spent", f"{f['flops']:.3e}", f"{p['flops']:.3e}", f"{p['flops'] / f['flops']:.2f}"),
+        ("  not repaid (snapshots)", f"{f['resumed']:.3e}", f"{p['resumed']:.3e}", ""),
         ("wall time (s)", f"{f['wall']:.1f}", f"{p['wall']:.1f}", f"{p['wall'] / f['wall']:.2f}"),
         ("load avg (start, end)", "{:.2f}, {:.2f}".format(*f["load"]), "{:.2f}, {:.2f}".format(*p["load"]), ""),
     ]

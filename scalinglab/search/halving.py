@@ -10,8 +10,9 @@ rung budget and a `rung` entry naming it, so it is a trial of its own, stored an
 like any other. Training is a prefix of the full run (the same init, data order and patience; only
 the stop differs), so the rung's result is the full trial's first epochs, and the full trial of a
 survivor has the very spec (and id) of the unpruned search's trial: a pruned and an unpruned study in
-one folder share it. A survivor's full trial trains from scratch: the rung's epochs are paid twice,
-the price of a trial that is a pure function of its spec (no checkpoint travels between workers).
+one folder share it. In one process the survivor's full trial goes on from the rung's snapshot
+(train/resume.py) and pays only its remaining epochs; elsewhere (a resumed study, another worker) it
+trains from scratch, with the same result.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def rung_spec(spec: dict, epochs: int) -> dict:
     """The trial that trains `spec` for `epochs` epochs only (its own id; see the module docstring)."""
     out = copy.deepcopy(spec)
     out["train"]["max_epochs"] = int(epochs)
-    out["rung"] = {"epochs": int(epochs)}  # the marker: a partial budget, never a best-fit candidate
+    # the marker (a partial budget, never a best-fit candidate) and the full budget it is a prefix of
+    out["rung"] = {"epochs": int(epochs), "of": int(spec["train"]["max_epochs"])}
     return out
 
 
