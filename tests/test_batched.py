@@ -355,3 +355,21 @@ def test_survivor_goes_on_from_its_rung_snapshot(model, opt):
     )
     assert len(resume._SNAPS) == 1  # the other rung's snapshot waits for its trial
     resume.clear()
+
+
+def test_rung_that_stopped_early_leaves_nothing_to_train():
+    """A rung stopped by patience before its budget: its full trial would have stopped at the same
+    epoch, so it takes the snapshot and trains nothing (its result is the from-scratch one)."""
+    from scalinglab.search.halving import rung_spec
+    from scalinglab.train import resume
+
+    resume.clear()
+    full = spec(seed=1, max_epochs=40, patience=1, lr=0.05)
+    ref = run_trial(full)
+    assert ref["epochs"] < 20
+    (r,) = run_group([rung_spec(full, 20)], fallback=False)
+    assert r["epochs"] == ref["epochs"]
+    got = run_group([full, spec(seed=2, max_epochs=3)], fallback=False)[0]
+    assert got["epochs"] == ref["epochs"] and got["resumed_flops"] == got["train_flops"] == ref["train_flops"]
+    assert got["min_dev_error"] == ref["min_dev_error"] and got["test_error"] == ref["test_error"]
+    resume.clear()

@@ -117,7 +117,19 @@ def run_group(
         raise ValueError(f"run_group: the specs fall into {len(keys)} groups; split them with pack() first")
     # models that go on from a rung's snapshot (train/resume.py) share the optimizer's step count only
     # with models that start at the same step: one group per starting step
-    starts = [(sn or {}).get("steps", 0) for sn in map(resume.peek, specs)]
+    snaps = [resume.peek(s) for s in specs]
+    if len(specs) > 1 and any(resume.finished(sn, s) for sn, s in zip(snaps, specs)):
+        # a rung that had stopped early left its trial nothing to train: run_trial only evaluates it
+        done = [i for i, (sn, s) in enumerate(zip(snaps, specs)) if resume.finished(sn, s)]
+        rest = [i for i in range(len(specs)) if i not in done]
+        kw = dict(engine=engine, amp=amp, compile=compile, fallback=fallback, fused_mlp=fused_mlp, conv_2d=conv_2d)
+        out = [None] * len(specs)
+        for i in done:
+            out[i] = run_trial(specs[i], device)
+        for i, r in zip(rest, run_group([specs[i] for i in rest], device, **kw)):
+            out[i] = r
+        return out
+    starts = [(sn or {}).get("steps", 0) for sn in snaps]
     if len(set(starts)) > 1:
         kw = dict(engine=engine, amp=amp, compile=compile, fallback=fallback, fused_mlp=fused_mlp, conv_2d=conv_2d)
         out = [None] * len(specs)
@@ -126,7 +138,10 @@ def run_group(
             for i, r in zip(idx, run_group([specs[i] for i in idx], device, **kw)):
                 out[i] = r
         return out
-    if len(specs) == 1 and engine == "auto" and not _fused_single(specs[0], next(iter(keys)), device, fused_mlp):
+    if len(specs) == 1 and (
+        resume.finished(snaps[0], specs[0])
+        or (engine == "auto" and not _fused_single(specs[0], next(iter(keys)), device, fused_mlp))
+    ):
         return [run_trial(specs[0], device)]
     t0 = time.perf_counter()
     try:
@@ -388,7 +403,7 @@ class _GroupTrainer:
             if stop[s] == "diverged" and s not in self.first_bad:  # non-finite dev loss: it made the epoch's steps
                 steps = self.epoch_start[m] + self.spe[m]
             steps += self.step0[m]
-            if resume.wants_snapshot(spec, len(h), self.since[m], stop[s]):
+            if resume.wants_snapshot(spec, stop[s]):
                 self.snapshot(s, m, steps)
             r = new_result(trial_id(spec), self.device)
             r.update(

@@ -37,14 +37,15 @@ def continuation_id(spec: dict) -> str | None:
     return trial_id(full)
 
 
-def wants_snapshot(spec: dict, epochs: int, since: int, status: str) -> bool:
-    """A rung that ended at its budget, still improving within patience: its full trial goes on."""
-    return (
-        status == "ok"
-        and continuation_id(spec) is not None
-        and epochs == spec["train"]["max_epochs"]
-        and since < spec["train"]["patience"]
-    )
+def wants_snapshot(spec: dict, status: str) -> bool:
+    """A rung that ended well: at its budget (its full trial goes on from there), or stopped early by
+    patience (its full trial would have stopped at the same epoch: it only evaluates)."""
+    return status == "ok" and continuation_id(spec) is not None
+
+
+def finished(snap: dict | None, spec: dict) -> bool:
+    """The snapshot's run had already stopped early: nothing is left to train."""
+    return bool(snap) and snap["since"] >= spec["train"]["patience"]
 
 
 def _bytes(x) -> int:

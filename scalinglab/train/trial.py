@@ -165,7 +165,8 @@ def _train(spec: dict, device: str) -> dict:
         best, best_epoch, history = snap["best"], snap["best_epoch"], copy.deepcopy(snap["history"])
         best_state = {**sd, **snap["best_state"]}
     resumed = steps
-    for epoch in range(len(history) + 1, tr["max_epochs"] + 1):
+    first = tr["max_epochs"] + 1 if resume.finished(snap, spec) else len(history) + 1  # stopped early: done
+    for epoch in range(first, tr["max_epochs"] + 1):
         tot_loss, tot_wrong, seen = 0.0, 0, 0
         for _ in range(spe):
             if pos + bs > n:  # next pass over the subset, freshly shuffled
@@ -211,7 +212,7 @@ def _train(spec: dict, device: str) -> dict:
             since += 1
             if since >= tr["patience"]:
                 break
-    if resume.wants_snapshot(spec, len(history), since, status):
+    if resume.wants_snapshot(spec, status):
         resume.save(
             spec,
             {
