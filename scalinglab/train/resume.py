@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 from collections import OrderedDict
 
-MAX_BYTES = 512 << 20  # the oldest snapshots go beyond this (the default study's ~100 hold a few MB)
+MAX_BYTES = 256 << 20  # the oldest snapshots go beyond this (the default study's ~100 hold a few MB)
 _SNAPS: OrderedDict[str, tuple[dict, int]] = OrderedDict()  # full trial id -> (snapshot, bytes)
 
 
