@@ -336,7 +336,7 @@ def test_no_prune_is_the_old_search_and_shares_survivors(tmp_path):
     assert "rung" not in set(load_results(tmp_path / "alone")["tag_stage"])
 
 
-def test_schedules_run_the_same_trials_in_fewer_rounds(tmp_path):
+def test_schedules_run_the_same_trials_in_no_more_rounds(tmp_path):
     """schedule "subset" (each data size goes on alone) and "phase" (all wait at each phase) train the
     same trials; "subset" needs no more rounds (here, where every subset keeps pace, as many), so its
     rounds (the batched trainer's groups) are at least as big."""
