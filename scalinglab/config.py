@@ -230,9 +230,16 @@ class SearchConfig(_Strict):
     values: tuple[int, ...] | None = None
     target: float = Field(0.01, gt=0, lt=1)
     warm_start: bool = True  # start each value's width ladder near the previous value's answer
+    # successive halving inside the Hestness search (search/halving.py): candidates train for the
+    # `rungs` budgets (fractions of max_epochs) first, and only the best 1/eta go on (`--no-prune`: off)
+    prune: bool = True
+    rungs: tuple[float, ...] = (1 / 6,)
+    eta: float = Field(3.0, gt=1)
 
     @model_validator(mode="after")
     def _check(self):
+        if any(not 0 < f < 1 for f in self.rungs) or list(self.rungs) != sorted(set(self.rungs)):
+            raise ValueError("rungs: increasing fractions of max_epochs, each in (0, 1)")
         if (self.factor is None) != (self.levels is None):
             raise ValueError("give factor and levels together")
         if self.levels is not None and len(self.levels) < 2:

@@ -301,3 +301,75 @@ def test_group_of_one(model, fused, monkeypatch):
     for ha, hb in zip(alone["history"], one["history"]):
         assert rel(ha["train_loss"], hb["train_loss"]) < 1e-4 and rel(ha["dev_loss"], hb["dev_loss"]) < 1e-4
     assert set(one) == set(alone)
+
+
+def test_rung_of_successive_halving_is_a_prefix_of_the_full_run():
+    """A rung's trial (search/halving.py: max_epochs = the budget) trains exactly the full run's first
+    epochs, alone and in a group with its full run (where it leaves the group at its budget)."""
+    from scalinglab.search.halving import rung_spec
+
+    full = spec(max_epochs=4, patience=2)
+    rung = rung_spec(full, 2)
+    alone = run_trial(rung)
+    grouped_full, grouped_rung = run_group([full, rung], fallback=False)
+    from scalinglab.train import resume
+
+    resume.clear()  # the rungs' snapshots: the reference trains from scratch
+    ref = run_trial(full)
+    for r in (alone, grouped_rung):
+        assert r["epochs"] == 2 and r["steps"] == ref["steps"] * 2 // ref["epochs"]
+        for h, g in zip(r["history"], ref["history"][:2]):
+            assert rel(h["dev_loss"], g["dev_loss"]) < 1e-4
+    assert grouped_full["epochs"] == ref["epochs"]
+
+
+@pytest.mark.parametrize(
+    "model,opt", [(CNN, "adam"), ({**MLP, "batchnorm": True}, "sgd")], ids=["cnn-adam", "mlp-bn-sgd"]
+)
+def test_survivor_goes_on_from_its_rung_snapshot(model, opt):
+    """A rung that ends at its budget leaves its state (train/resume.py); the full trial, trained
+    later in this process, takes it over and pays only the remaining epochs, with the result of
+    training from scratch: in a group mixing starting steps (two budgets and a fresh model) and
+    alone (run_trial after a batched rung)."""
+    from scalinglab.search.halving import rung_spec
+    from scalinglab.train import resume
+
+    resume.clear()
+    fulls = [
+        spec(seed=s, model=model, optimizer=opt, max_epochs=6, lr=lr) for s, lr in ((1, 3e-3), (2, 1e-3), (3, 3e-3))
+    ]
+    fresh = spec(seed=4, model=model, optimizer=opt, max_epochs=6)
+    refs = [run_trial(s) for s in fulls + [fresh]]
+    run_group([rung_spec(fulls[0], 2), rung_spec(fulls[1], 2), rung_spec(fulls[2], 3)], fallback=False)
+    got = run_group(fulls + [fresh], fallback=False)
+    for g, ref, paid in zip(got, refs, (4, 4, 3, 6)):
+        assert g["epochs"] == ref["epochs"] == 6 and g["train_flops"] == ref["train_flops"]
+        assert g["resumed_flops"] == pytest.approx(ref["train_flops"] * (6 - paid) / 6)
+        for h, r in zip(g["history"], ref["history"]):
+            assert rel(h["dev_loss"], r["dev_loss"]) < 1e-4
+        assert g["min_dev_error"] == pytest.approx(ref["min_dev_error"], abs=0.01)
+    run_group([rung_spec(fulls[0], 2), rung_spec(fulls[1], 2)], fallback=False)
+    alone = run_trial(fulls[0])
+    assert (
+        alone["resumed_flops"] > 0 and rel(alone["history"][-1]["dev_loss"], refs[0]["history"][-1]["dev_loss"]) < 1e-4
+    )
+    assert len(resume._SNAPS) == 1  # the other rung's snapshot waits for its trial
+    resume.clear()
+
+
+def test_rung_that_stopped_early_leaves_nothing_to_train():
+    """A rung stopped by patience before its budget: its full trial would have stopped at the same
+    epoch, so it takes the snapshot and trains nothing (its result is the from-scratch one)."""
+    from scalinglab.search.halving import rung_spec
+    from scalinglab.train import resume
+
+    resume.clear()
+    full = spec(seed=1, max_epochs=40, patience=1, lr=0.05)
+    ref = run_trial(full)
+    assert ref["epochs"] < 20
+    (r,) = run_group([rung_spec(full, 20)], fallback=False)
+    assert r["epochs"] == ref["epochs"]
+    got = run_group([full, spec(seed=2, max_epochs=3)], fallback=False)[0]
+    assert got["epochs"] == ref["epochs"] and got["resumed_flops"] == got["train_flops"] == ref["train_flops"]
+    assert got["min_dev_error"] == ref["min_dev_error"] and got["test_error"] == ref["test_error"]
+    resume.clear()

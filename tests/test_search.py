@@ -31,6 +31,7 @@ kind = "hestness"
 candidates = 5
 promote = 2
 size_spread = 1
+prune = false
 """
 ALPHA, BETA, GAMMA = 0.9, -0.35, 0.03  # planted learning curve of the best model
 
@@ -219,3 +220,167 @@ def test_diverged_candidates_do_not_block_lr_extension(study, tmp_path):
     lrs = [pt["lr"] for pt in summary["points"]]
     assert not any(lr == pytest.approx(0.01 / 3) for lr in lrs), lrs
     assert any(lr == pytest.approx(0.01 / 9) for lr in lrs), lrs
+
+
+# --- successive halving (prune = true) ------------------------------------------------------------
+
+PRUNED = STUDY.replace("prune = false", "prune = true")
+
+
+class BudgetFake(FakeBackend):
+    """FakeBackend whose candidates converge over epochs: after b of max_epochs epochs the minimum dev
+    error is the full one times 1 + 0.5 * (1 - b / max_epochs) * speed, where the planted best lr
+    learns *slower* than the others early on (speed 1.2 vs 1), so a rung that ranked by the first
+    epochs alone could lose it. Records every trial id it trains and the epochs it spends."""
+
+    def __init__(self, search, stop_after=None, **kw):
+        super().__init__(search, **kw)
+        self.ids, self.epochs, self.stop_after = [], 0, stop_after
+
+    def map(self, specs, device="cpu"):
+        for s, r in super().map(specs, device):
+            if self.stop_after is not None and len(self.ids) >= self.stop_after:
+                raise KeyboardInterrupt  # a kill: what was yielded so far is committed
+            b, full = s["train"]["max_epochs"], s.get("rung", {}).get("epochs")
+            full_epochs = 100  # STUDY's max_epochs (the TrainConfig default)
+            if r["status"] == "ok" and full is not None:
+                speed = 1.2 if abs(s["train"]["lr"] - self.lr_best) < 1e-12 else 1.0
+                r = {**r, "min_dev_error": r["min_dev_error"] * (1 + 0.5 * speed * (1 - b / full_epochs))}
+            self.ids.append(r["id"])
+            self.epochs += b
+            yield s, {**r, "epochs": b, "train_flops": float(r["params"] * b)}
+
+
+def test_planted_best_survives_pruning(tmp_path):
+    """With pruning on (the default), every data size's best-fit point is the planted best size at the
+    planted lr, with all seeds, as in the unpruned search; and it costs far fewer epochs."""
+    study = parse_study(PRUNED, "fake.toml")
+    assert study.search.prune and parse_study(STUDY.replace("prune = false\n", ""), "f.toml").search.prune
+    search = HestnessSearch(study)
+    assert search.budgets == [17]  # 1/6 of max_epochs = 100
+    fake = BudgetFake(search)
+    summary = run_study(study, tmp_path / "pruned", backend=fake, log=lambda m: None)
+    grid_params = [p for _, p in search.sizes]
+    for pt in summary["points"]:
+        assert pt["params"] == min(grid_params, key=lambda p: fake.error(pt["data_size"], p)), pt
+        assert pt["n_seeds"] == 3 and pt["lr"] == pytest.approx(0.01)
+    full_study = parse_study(STUDY, "fake.toml")
+    full = BudgetFake(HestnessSearch(full_study))
+    unpruned = run_study(full_study, tmp_path / "full", backend=full, log=lambda m: None)
+    assert [p["params"] for p in summary["points"]] == [p["params"] for p in unpruned["points"]]
+    assert fake.epochs < 0.7 * full.epochs  # every trial of the fake runs its whole budget (no early stop)
+    # a rung trial is no best-fit candidate: the points are medians of full-budget trials only
+    from scalinglab.store import load_results
+
+    df = load_results(tmp_path / "pruned")
+    rungs = df[df["tag_stage"] == "rung"]
+    assert len(rungs) and (rungs["epochs"] == 17).all()
+    best_ids = set(df[df["tag_stage"] != "rung"]["id"])
+    assert len(best_ids) < len(full.ids)  # fewer full-budget trials than the unpruned search
+
+
+def test_rung_trial_is_its_own_trial():
+    """The trial id covers the budget: a rung is a different trial from its candidate's full run, and
+    the survivor's full run is the unpruned search's very trial."""
+    from scalinglab.search.halving import keep_count, rung_budgets, rung_spec
+
+    pruned, full = HestnessSearch(parse_study(PRUNED, "f.toml")), HestnessSearch(parse_study(STUDY, "f.toml"))
+    sp = pruned.spec(100, 3, 0.01, 0.0, 0, None)
+    assert trial_id(sp) == trial_id(full.spec(100, 3, 0.01, 0.0, 0, None))
+    r = rung_spec(sp, 17)
+    assert trial_id(r) != trial_id(sp) and r["train"]["max_epochs"] == 17 and sp["train"]["max_epochs"] == 100
+    assert rung_budgets(60, (1 / 9, 1 / 3)) == [7, 20] and rung_budgets(3, (0.1, 0.2)) == [1]
+    assert keep_count(4, 3, 2) == 2 and keep_count(9, 3, 2) == 3 and keep_count(1, 3, 2) == 1
+
+
+@pytest.mark.parametrize("kill_after", [14, 40, 75])
+def test_resumed_pruned_study_repeats_no_trial(tmp_path, kill_after):
+    """Killed after `kill_after` trials (probes, a rung round, the seeds' rung) and resumed: the second
+    session trains only trials the first did not, and the two together train exactly the trials of an
+    uninterrupted run, with the same summary."""
+    study = parse_study(PRUNED, "fake.toml")
+    ref = BudgetFake(HestnessSearch(study))
+    want = run_study(study, tmp_path / "ref", backend=ref, log=lambda m: None)
+    first = BudgetFake(HestnessSearch(study), stop_after=kill_after)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, tmp_path / "run", backend=first, log=lambda m: None)
+    assert len(first.ids) == kill_after
+    second = BudgetFake(HestnessSearch(study))
+    got = run_study(study, tmp_path / "run", backend=second, log=lambda m: None)
+    assert not set(first.ids) & set(second.ids)
+    assert len(second.ids) == len(set(second.ids))
+    assert sorted(first.ids + second.ids) == sorted(ref.ids)
+    assert [(p["data_size"], p["params"], p["error"]) for p in got["points"]] == [
+        (p["data_size"], p["params"], p["error"]) for p in want["points"]
+    ]
+    third = BudgetFake(HestnessSearch(study))  # a third run: nothing left to do
+    run_study(study, tmp_path / "run", backend=third, log=lambda m: None)
+    assert third.ids == []
+
+
+def test_no_prune_is_the_old_search_and_shares_survivors(tmp_path):
+    """prune = false runs no rung trial; after a pruned run in the same folder it trains only what the
+    pruned search left out (the survivors' full trials are the same trials)."""
+    pruned = parse_study(PRUNED, "fake.toml")
+    first = BudgetFake(HestnessSearch(pruned))
+    run_study(pruned, tmp_path, backend=first, log=lambda m: None)
+    off = parse_study(STUDY, "fake.toml")
+    alone = BudgetFake(HestnessSearch(off))
+    run_study(off, tmp_path / "alone", backend=alone, log=lambda m: None)
+    after = BudgetFake(HestnessSearch(off))
+    run_study(off, tmp_path, backend=after, log=lambda m: None)
+    shared = set(alone.ids) & set(first.ids)
+    assert shared and set(after.ids) == set(alone.ids) - shared
+    from scalinglab.store import load_results
+
+    assert "rung" not in set(load_results(tmp_path / "alone")["tag_stage"])
+
+
+def test_schedules_run_the_same_trials_in_no_more_rounds(tmp_path):
+    """schedule "subset" (each data size goes on alone) and "phase" (all wait at each phase) train the
+    same trials; "subset" needs no more rounds (here, where every subset keeps pace, as many), so its
+    rounds (the batched trainer's groups) are at least as big."""
+    study = parse_study(PRUNED, "fake.toml")
+    rounds = {}
+    for sched in ("subset", "phase"):
+        search = HestnessSearch(study, schedule=sched)
+        fake, done, n = BudgetFake(search), {}, 0
+        while todo := search.next_trials(done):
+            n += 1
+            done.update((r["id"], r) for _, r in fake.map([s for s, _ in todo]))
+        rounds[sched] = (n, set(done))
+    assert rounds["subset"][1] == rounds["phase"][1]
+    assert rounds["subset"][0] <= rounds["phase"][0]
+
+
+def test_no_prune_flag(monkeypatch, tmp_path):
+    """`scalinglab run --no-prune` runs the study with [search] prune = false."""
+    seen = {}
+
+    class Seen(Exception):  # stops the command before it trains anything
+        pass
+
+    def fake_run_study(study, out, **kw):
+        seen["prune"] = study.search.prune
+        raise Seen
+
+    monkeypatch.setattr("scalinglab.runner.run_study", fake_run_study)
+    from scalinglab.cli.main import main
+
+    for flag, want in (["--no-prune"], False), ([], True):
+        with pytest.raises(Seen):
+            main(["run", "default", "--out", str(tmp_path / "x"), "--no-progress", *flag])
+        assert seen["prune"] is want
+
+
+def test_user_trainer_rung_should_stop():
+    """A user trainer's `should_stop()` turns True once a rung's budget of epochs is reported."""
+    from scalinglab.train.user import Trial
+
+    spec = {"data_size": 10, "model": {"size": {}}, "train": {"max_epochs": 3}, "seed": 0, "rung": {"epochs": 3}}
+    t = Trial(spec, "cpu", None, None)
+    for e in range(1, 4):
+        assert not t.should_stop()
+        t.report(epoch=e, dev=0.5)
+    assert t.should_stop()
+    assert not Trial({**spec, "rung": None}, "cpu", None, None).should_stop()

@@ -15,8 +15,12 @@ from scalinglab.fmt import finite
 
 
 def candidate_scores(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per candidate (data size x config): median/min/max over seeds of min dev error."""
+    """One row per candidate (data size x config): median/min/max over seeds of min dev error.
+
+    A rung's trial (a partial budget of successive halving, search/halving.py) is no candidate."""
     ok = df[df["status"] == "ok"]
+    if "tag_stage" in ok:
+        ok = ok[ok["tag_stage"] != "rung"]
     if ok.empty:
         return pd.DataFrame(columns=["data_size", "config", "error", "n_seeds", "params"])
     g = ok.groupby(["data_size", "config"], sort=True)

@@ -49,6 +49,12 @@ def register(p):
         action="store_true",
         help="train one model at a time instead of same-shape groups (for comparisons)",
     )
+    p.add_argument(
+        "--no-prune",
+        action="store_true",
+        help="Hestness search without successive halving: every candidate trains to its own early "
+        "stop (the study's [search] prune = false; for comparisons)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--retry-failed",
@@ -66,6 +72,8 @@ def run(args) -> int:
     from scalinglab.errors import UserError
 
     study, source = load_study(args.study)  # validates everything before anything is written
+    if args.no_prune:
+        study = study.model_copy(update={"search": study.search.model_copy(update={"prune": False})})
     if args.workers < 1:
         raise UserError(f"--workers: given {args.workers}; allowed: 1 or more")
     ray_opts = {

@@ -12,12 +12,21 @@
    Learning-rate edges: when a subset's best candidate uses the grid's largest (smallest) learning
    rate, the optimum may lie outside the grid, so that candidate is tried again with the learning
    rate one grid ratio further out, and again while it keeps improving, up to `extend_lr` steps.
-3. Successive halving on seeds: every candidate (extensions included) is trained with seed 0; the
-   `promote` best get the other seeds. A candidate's score is the median over seeds of its minimum
-   dev error.
+3. Seeds: every candidate (extensions included) is trained with seed 0; the `promote` best get the
+   other seeds. A candidate's score is the median over seeds of its minimum dev error.
 
-Each phase is a pure function of the study and the trials already stored, so a killed search resumes
-where it stopped and `next_trials` can be called again and again until it returns nothing new.
+Pruning (`search.prune`, the default; search/halving.py): the candidates of a subset first train for
+short rung budgets (`rungs`, fractions of max_epochs), only the best 1/`eta` (never fewer than
+`promote`) go on, and the survivors train in full; an lr-edge step goes on only while it would have
+made each rung's cut. The promoted candidates' other seeds first train for the last rung's budget and
+only the best 1/`eta` of them by median over seeds there get their seeds in full, so the best-fit point
+is still the median over seeds of full runs. `prune = false` runs exactly the trials of the unpruned
+search, and the survivors' full trials are the same trials (same ids) as the unpruned search's.
+
+Each step is a pure function of the study and the trials already stored, so a killed search resumes
+where it stopped and `next_trials` can be called again and again until it returns nothing new. Each
+data size goes on as soon as its own trials are done, so one round mixes phases and data sizes and the
+batched trainer gets bigger groups.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import numpy as np
 
 from scalinglab.config import Study
 from scalinglab.search.grid import base_spec, level_name, level_overrides, level_size
+from scalinglab.search.halving import best_of, keep_count, rung_budgets, rung_spec
 from scalinglab.train.trial import trial_id
 
 
@@ -53,7 +63,12 @@ def size_table(study: Study) -> list[tuple[dict, int]]:
 
 
 class HestnessSearch:
-    def __init__(self, study: Study, sizes_params: list[tuple[dict, int]] | None = None):
+    def __init__(self, study: Study, sizes_params: list[tuple[dict, int]] | None = None, *, schedule: str = "subset"):
+        """schedule: "subset" (each data size goes on as soon as its own trials are done: wider groups)
+        or "phase" (every data size waits for the others at each phase; for before/after comparisons)."""
+        if schedule not in ("subset", "phase"):
+            raise ValueError(f"schedule: given {schedule!r}; allowed: subset, phase")
+        self.schedule = schedule
         self.study = study
         self.cfg = study.search
         self.sizes = sizes_params or size_table(study)
@@ -63,6 +78,8 @@ class HestnessSearch:
         ref = dict(self.cfg.reference or {})
         self.ref_lr = float(ref.pop("lr", study.train.lr))
         self.ref_index = self._index_of(ref) if ref else len(self.sizes) - 1
+        # successive halving: the rung budgets in epochs (none: every candidate trains in full)
+        self.budgets = rung_budgets(study.train.max_epochs, self.cfg.rungs) if self.cfg.prune else []
 
     # --- helpers -----------------------------------------------------------------------------
     def _index_of(self, knobs: dict) -> int:
@@ -132,131 +149,169 @@ class HestnessSearch:
         order = rng.permutation(len(rest))
         return ([first] + [rest[j] for j in order])[: self.cfg.candidates]
 
-    def lr_extensions(self, k: int, cands: list, results: dict[str, dict], level) -> list[tuple[int, float, float]]:
-        """Extra (size index, lr, weight decay) candidates of subset k beyond the lr grid's edges, as far
-        as the stored results make them known: each step needs the previous step's result."""
-        if not self.cfg.extend_lr or len(self.lrs) < 2:
-            return []
-        n = self.data_sizes[k]
-
-        def result(c):
-            return results.get(trial_id(self.spec(n, c[0], c[1], c[2], 0, level)))
-
-        def score(c):  # seed-0 min dev error; ties to fewer parameters (as stage 2 ranks them)
-            r = result(c)
-            return (r["min_dev_error"], self.sizes[c[0]][1]) if r and r["status"] == "ok" else None
-
-        if any(result(c) is None for c in cands):  # stage 1 of this subset is not finished
-            return []
-        scored = [(score(c), c) for c in cands]
-        scored = [(s, c) for s, c in scored if s is not None]  # a diverged or failed candidate has no score
-        if not scored:
-            return []
-        best_s, best = min(scored)
+    def _next_edge(self, best: tuple, tried: list[float]) -> tuple | None:
+        """The lr-edge step after `best` (one grid ratio past the edge it sits on), or None."""
         up, down = self.lrs[-1] / self.lrs[-2], self.lrs[1] / self.lrs[0]
-        ext = []
-        for _ in range(self.cfg.extend_lr):
-            tried = [c[1] for c in cands + ext]
-            if best[1] >= max(tried) * (1 - 1e-9):
-                nxt = (best[0], best[1] * up, best[2])
-            elif best[1] <= min(tried) * (1 + 1e-9):
-                nxt = (best[0], best[1] / down, best[2])
-            else:
-                break
-            ext.append(nxt)
-            s = score(nxt)
-            if s is None or s >= best_s:  # not run yet, diverged, or no better: stop here
-                break
-            best_s, best = s, nxt
-        return ext
+        if best[1] >= max(tried) * (1 - 1e-9):
+            return (best[0], best[1] * up, best[2])
+        if best[1] <= min(tried) * (1 + 1e-9):
+            return (best[0], best[1] / down, best[2])
+        return None
 
-    def all_candidates(self, k: int, small_i: int, results: dict[str, dict], level) -> list:
+    # --- one subset, step by step -------------------------------------------------------------
+    def subset_steps(self, level, k: int, small_i: int, results: dict[str, dict]) -> list[tuple]:
+        """The trials of data size k (at one factor level), step by step, as far as the stored results
+        make them known: [(phase, [(spec, tags)])]. Each step needs the results of the ones before it,
+        so the list ends at the first step with unfinished trials (or when the subset is done).
+
+        phase orders the steps across subsets for `schedule = "phase"` (every subset waits for the
+        others at each phase, as the search first did): (0, r) stage-1 rungs and full, (1, r) lr-edge
+        steps, (2, r) seeds."""
+        n, lv = self.data_sizes[k], level_name(level)
+        R = len(self.budgets)
+        steps: list[tuple] = []
+
+        def add(phase, trials) -> bool:  # True when every trial of the step is done
+            steps.append((phase, trials))
+            return all(trial_id(sp) in results for sp, _ in trials)
+
+        def err(spec):
+            r = results.get(trial_id(spec))
+            return r["min_dev_error"] if r and r["status"] == "ok" else None
+
+        def full(c, seed=0):
+            return self.spec(n, c[0], c[1], c[2], seed, level)
+
+        def rung(c, r, seed=0):
+            return rung_spec(full(c, seed), self.budgets[r])
+
+        def params(c):
+            return self.sizes[c[0]][1]
+
+        # stage 1: every candidate with seed 0, through the rungs; the survivors with the full budget
         cands = self.candidates(k, small_i)
-        return cands + self.lr_extensions(k, cands, results, level)
+        alive = list(range(len(cands)))
+        for r, b in enumerate(self.budgets):
+            tags = {"stage": "rung", "rung": b, "level": lv}
+            if not add((0, r), [(rung(cands[j], r), {**tags, "candidate": j}) for j in alive]):
+                return steps
+            scored = [(e, params(cands[j]), j) for j in alive if (e := err(rung(cands[j], r))) is not None]
+            alive = best_of(scored, keep_count(len(alive), self.cfg.eta, self.cfg.promote))
+        if not add((0, R), [(full(cands[j]), {"stage": "candidate", "candidate": j, "level": lv}) for j in alive]):
+            return steps
+        finished = sorted(alive)  # indices into allc with a full seed-0 trial
 
-    def extension_trials(self, small: dict, results: dict[str, dict]) -> list[tuple[dict, dict]]:
-        out = []
-        for level in self.levels:
-            for k, n in enumerate(self.data_sizes):
-                cands = self.candidates(k, small[level_name(level)])
-                for e, (i, lr, wd) in enumerate(self.lr_extensions(k, cands, results, level)):
-                    out.append(
-                        (
-                            self.spec(n, i, lr, wd, 0, level),
-                            {"stage": "lr-edge", "candidate": len(cands) + e, "level": level_name(level)},
-                        )
-                    )
-        return out
+        # lr edges: a best candidate on the grid's largest (smallest) lr is tried one grid ratio further
+        # out, while that keeps improving; a step goes through the rungs too, and stops there unless
+        # it would have made the cut (beats the worst stage-1 survivor at that rung)
+        allc = list(cands)
+        scored = [(e, params(allc[j]), j) for j in finished if (e := err(full(allc[j]))) is not None]
+        if self.cfg.extend_lr and len(self.lrs) >= 2 and scored:
+            (best_s, _, bj) = min(scored, key=lambda t: (t[0], t[1]))
+            best_s, best = (best_s, params(allc[bj])), allc[bj]
+            survivors = list(alive)
+            for _ in range(self.cfg.extend_lr):
+                nxt = self._next_edge(best, [c[1] for c in allc])
+                if nxt is None:
+                    break
+                allc.append(nxt)
+                j = len(allc) - 1
+                tags = {"candidate": j, "level": lv}
+                passed = True
+                for r, b in enumerate(self.budgets):
+                    if not add((1, r), [(rung(nxt, r), {**tags, "stage": "rung", "rung": b})]):
+                        return steps
+                    cut = [e for i in survivors if (e := err(rung(allc[i], r))) is not None]
+                    e = err(rung(nxt, r))
+                    if e is None or (cut and e >= max(cut)):
+                        passed = False
+                        break
+                if not passed:
+                    break
+                if not add((1, R), [(full(nxt), {**tags, "stage": "lr-edge"})]):
+                    return steps
+                finished.append(j)
+                e = err(full(nxt))
+                if e is None or (e, params(nxt)) >= best_s:  # diverged, or no better: stop here
+                    break
+                best_s, best = (e, params(nxt)), nxt
 
-    def stage1_trials(self, small: dict) -> list[tuple[dict, dict]]:
-        out = []
-        for level in self.levels:
-            for k, n in enumerate(self.data_sizes):
-                for j, (i, lr, wd) in enumerate(self.candidates(k, small[level_name(level)])):
-                    out.append(
-                        (
-                            self.spec(n, i, lr, wd, 0, level),
-                            {"stage": "candidate", "candidate": j, "level": level_name(level)},
-                        )
-                    )
-        return out
-
-    # --- phase 3: seeds for the promising candidates ------------------------------------------
-    def stage2_trials(self, small: dict, results: dict[str, dict]) -> list[tuple[dict, dict]]:
-        out = []
-        for level in self.levels:
-            for k, n in enumerate(self.data_sizes):
-                cands = self.all_candidates(k, small[level_name(level)], results, level)
-                scored = []
-                for j, (i, lr, wd) in enumerate(cands):
-                    r = results.get(trial_id(self.spec(n, i, lr, wd, 0, level)))
-                    if r and r["status"] == "ok":
-                        scored.append((r["min_dev_error"], self.sizes[i][1], j))
-                for _, _, j in sorted(scored)[: self.cfg.promote]:
-                    i, lr, wd = cands[j]
-                    for seed in range(1, self.study.seeds):
-                        out.append(
-                            (
-                                self.spec(n, i, lr, wd, seed, level),
-                                {"stage": "seeds", "candidate": j, "level": level_name(level)},
-                            )
-                        )
-        return out
+        # stage 2: the `promote` best get the other seeds; pruned: first for the last rung's budget,
+        # and only the best 1/eta by median over seeds at that budget go on to the full budget
+        scored = [(e, params(allc[j]), j) for j in finished if (e := err(full(allc[j]))) is not None]
+        promoted = best_of(scored, self.cfg.promote)
+        seeds = range(1, self.study.seeds)
+        if R and len(promoted) > 1 and len(seeds):
+            trials = [
+                (rung(allc[j], R - 1, s), {"stage": "rung", "rung": self.budgets[-1], "candidate": j, "level": lv})
+                for j in promoted
+                for s in seeds
+            ]
+            if not add((2, 0), trials):
+                return steps
+            med = []
+            for j in promoted:
+                errs = [err(rung(allc[j], R - 1, s)) for s in range(self.study.seeds)]
+                if all(e is not None for e in errs):  # a seed that diverged drops its candidate
+                    med.append((float(np.median(errs)), params(allc[j]), j))
+            promoted = best_of(med, keep_count(len(promoted), self.cfg.eta, 1))
+        add(
+            (2, R),
+            [(full(allc[j], s), {"stage": "seeds", "candidate": j, "level": lv}) for j in promoted for s in seeds],
+        )
+        return steps
 
     # --- driver ------------------------------------------------------------------------------
+    def _all_steps(self, results: dict[str, dict]) -> list[list[tuple]] | None:
+        """Every subset's steps (None while the overfit probes are not all done)."""
+        small = {level_name(lv): self.small_end(results, lv) for lv in self.levels}
+        if any(v is None for v in small.values()):
+            return None
+        return [
+            self.subset_steps(level, k, small[level_name(level)], results)
+            for level in self.levels
+            for k in range(len(self.data_sizes))
+        ]
+
     def planned(self, results: dict[str, dict]) -> list[tuple[dict, dict]]:
         """Every trial of every phase that the stored results make known."""
         out = [t for level in self.levels for t in self.overfit_trials(level)]
-        small = {level_name(lv): self.small_end(results, lv) for lv in self.levels}
-        if all(v is not None for v in small.values()):
-            out += (
-                self.stage1_trials(small) + self.extension_trials(small, results) + self.stage2_trials(small, results)
-            )
+        for steps in self._all_steps(results) or []:
+            out += [t for _, trials in steps for t in trials]
         return out
 
     def next_trials(self, results: dict[str, dict]) -> list[tuple[dict, dict]]:
-        """The trials of the first phase that is not finished (empty when the search is done).
+        """The unfinished trials that can run now (empty when the search is done).
 
         results: trial id -> result dict of every finished trial in the store.
-        """
+        schedule "subset" (the default): every subset's next step, whatever phase the others are in,
+        so one round holds rungs, full runs and seeds of several data sizes together and the batched
+        trainer gets bigger groups; "phase": only the subsets at the earliest phase."""
         probes = [t for level in self.levels for t in self.overfit_trials(level)]
         missing = [t for t in probes if trial_id(t[0]) not in results]
         if missing:
             return missing
-        small = {level_name(lv): self.small_end(results, lv) for lv in self.levels}
-        # extensions come one step per round (each step needs the previous one's result)
-        for phase in (
-            lambda: self.stage1_trials(small),
-            lambda: self.extension_trials(small, results),
-            lambda: self.stage2_trials(small, results),
-        ):
-            missing = [t for t in phase() if trial_id(t[0]) not in results]
-            if missing:
-                return missing
-        return []
+        pending = []
+        for steps in self._all_steps(results):
+            if steps:
+                phase, trials = steps[-1]
+                todo = [t for t in trials if trial_id(t[0]) not in results]
+                if todo:
+                    pending.append((phase, todo))
+        if self.schedule == "phase" and pending:
+            first = min(p for p, _ in pending)
+            pending = [(p, t) for p, t in pending if p == first]
+        return [t for _, todo in pending for t in todo]
 
     def estimate_total(self) -> int:
-        per_level = len(self.sizes) + len(self.data_sizes) * (
-            self.cfg.candidates + self.cfg.promote * (self.study.seeds - 1)
-        )
-        return per_level * len(self.levels)
+        """Trials a finished search holds, about (lr-edge steps not counted)."""
+        c, p, seeds = self.cfg.candidates, self.cfg.promote, self.study.seeds - 1
+        per_subset, alive = 0, c
+        for _ in self.budgets:  # each rung trains the survivors of the one before
+            per_subset += alive
+            alive = keep_count(alive, self.cfg.eta, p)
+        promoted = min(alive, p)
+        per_subset += alive + promoted * seeds
+        if self.budgets and promoted > 1:  # the promoted seeds' rung, then the best 1/eta in full
+            per_subset += promoted * seeds - (promoted - keep_count(promoted, self.cfg.eta, 1)) * seeds
+        return (len(self.sizes) + len(self.data_sizes) * per_subset) * len(self.levels)

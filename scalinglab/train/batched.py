@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scalinglab import models as models_mod
+from scalinglab.train import resume
 from scalinglab.train.packing import group_key
 from scalinglab.train.result import new_result
 from scalinglab.train.stacked import FusedMLP, bmm_supported, forward_bmm, forward_vmap, mlp_layers, plan
@@ -115,7 +116,33 @@ def run_group(
     keys = {group_key(s) for s in specs}
     if len(keys) > 1:
         raise ValueError(f"run_group: the specs fall into {len(keys)} groups; split them with pack() first")
-    if len(specs) == 1 and engine == "auto" and not _fused_single(specs[0], next(iter(keys)), device, fused_mlp):
+    # models that go on from a rung's snapshot (train/resume.py) share the optimizer's step count only
+    # with models that start at the same step: one group per starting step
+    snaps = [resume.peek(s) for s in specs]
+    if len(specs) > 1 and any(resume.finished(sn, s) for sn, s in zip(snaps, specs)):
+        # a rung that had stopped early left its trial nothing to train: run_trial only evaluates it
+        done = [i for i, (sn, s) in enumerate(zip(snaps, specs)) if resume.finished(sn, s)]
+        rest = [i for i in range(len(specs)) if i not in done]
+        kw = dict(engine=engine, amp=amp, compile=compile, fallback=fallback, fused_mlp=fused_mlp, conv_2d=conv_2d)
+        out = [None] * len(specs)
+        for i in done:
+            out[i] = run_trial(specs[i], device)
+        for i, r in zip(rest, run_group([specs[i] for i in rest], device, **kw)):
+            out[i] = r
+        return out
+    starts = [(sn or {}).get("steps", 0) for sn in snaps]
+    if len(set(starts)) > 1:
+        kw = dict(engine=engine, amp=amp, compile=compile, fallback=fallback, fused_mlp=fused_mlp, conv_2d=conv_2d)
+        out = [None] * len(specs)
+        for t0 in sorted(set(starts)):
+            idx = [i for i, t in enumerate(starts) if t == t0]
+            for i, r in zip(idx, run_group([specs[i] for i in idx], device, **kw)):
+                out[i] = r
+        return out
+    if len(specs) == 1 and (
+        resume.finished(snaps[0], specs[0])
+        or (engine == "auto" and not _fused_single(specs[0], next(iter(keys)), device, fused_mlp))
+    ):
         return [run_trial(specs[0], device)]
     t0 = time.perf_counter()
     try:
@@ -178,6 +205,12 @@ class _GroupTrainer:
         layers = mlp_layers(self.plan) if engine == "bmm" and not self.amp and not compile else None
         self.mlp = FusedMLP(layers) if layers and fused_mlp else None  # else autograd over forward_bmm
         sds = [m.state_dict() for m in built]
+        snaps = [resume.take(s) for s in specs]  # a rung's state to go on from (all at one step: run_group)
+        best_sds = list(sds)
+        for m, sn in enumerate(snaps):
+            if sn:
+                sds[m] = {**sds[m], **sn["state"]}
+                best_sds[m] = {**sds[m], **sn["best_state"]}
         G = len(specs)
         tr = [s["train"] for s in specs]
         hp = [(t["lr"], t.get("weight_decay", 0.0), t.get("momentum", 0.9)) for t in tr]
@@ -188,7 +221,7 @@ class _GroupTrainer:
             for n in pnames
         }
         self.B = {n: torch.stack([sds[m][n] for m in self.active]).to(self.dev) for n in bnames}
-        self.best = {n: torch.stack([sd[n] for sd in sds]).to(self.dev) for n in pnames + bnames}  # by model index
+        self.best = {n: torch.stack([sd[n] for sd in best_sds]).to(self.dev) for n in pnames + bnames}  # by model
 
         self.conv_2d = conv_2d
         self.fwd = forward_bmm if engine == "bmm" else forward_vmap
@@ -207,6 +240,22 @@ class _GroupTrainer:
         self.hist = [[] for _ in range(G)]
         self.best_err, self.best_epoch, self.since = [math.inf] * G, [None] * G, [0] * G
         self.results = [None] * G
+        self.step0 = [0] * G  # steps a model made before this group (in its rung)
+        for slot, m in enumerate(self.active):
+            sn = snaps[m]
+            if not sn:
+                continue
+            self.opt.t = sn["steps"]  # equal for every model of the group (run_group)
+            for i, (mm, vv) in enumerate(zip(sn["opt"]["m"], sn["opt"]["v"] or [None] * len(sn["opt"]["m"]))):
+                for st, val in zip(self.opt.state, (mm, vv)):
+                    if val is not None:
+                        st[i][slot] = val.to(self.dev)
+            o = self.orders[m]
+            o.gen.set_state(sn["gen"])
+            o.perm, o.pos = sn["perm"], sn["pos"]
+            self.hist[m] = [dict(h) for h in sn["history"]]
+            self.best_err[m], self.best_epoch[m], self.since[m] = sn["best"], sn["best_epoch"], sn["since"]
+            self.step0[m] = sn["steps"]
 
     # -- forward / evaluation ------------------------------------------------------------------------
 
@@ -352,6 +401,9 @@ class _GroupTrainer:
             steps = self.first_bad.get(s, self.epoch_start[m])
             if stop[s] == "diverged" and s not in self.first_bad:  # non-finite dev loss: it made the epoch's steps
                 steps = self.epoch_start[m] + self.spe[m]
+            steps += self.step0[m]
+            if resume.wants_snapshot(spec, stop[s]):
+                self.snapshot(s, m, steps)
             r = new_result(trial_id(spec), self.device)
             r.update(
                 {
@@ -361,6 +413,7 @@ class _GroupTrainer:
                     "steps": steps,
                     **self.info,
                     "train_flops": self.info["train_flops_per_example"] * steps * self.bs,
+                    "resumed_flops": self.info["train_flops_per_example"] * self.step0[m] * self.bs,
                 }
             )
             if h:
@@ -379,3 +432,27 @@ class _GroupTrainer:
             self.tot_loss, self.tot_wrong = self.tot_loss[kt], self.tot_wrong[kt]
         self.first_bad = {}  # every diverged slot has just stopped
         self.active = [self.active[s] for s in keep]
+
+    def snapshot(self, s: int, m: int, steps: int) -> None:
+        """Leave slot s (model m, a rung at its budget) for its full trial to go on from (resume.py)."""
+        o = self.orders[m]
+        cpu = lambda t: t.detach().cpu().clone()  # noqa: E731
+        resume.save(
+            self.specs[m],
+            {
+                "state": {k: cpu(v[s]) for k, v in {**self.P, **self.B}.items()},
+                "opt": {
+                    "t": self.opt.t,
+                    "m": [cpu(t[s]) for t in self.opt.state[0]],
+                    "v": [cpu(t[s]) for t in self.opt.state[1]] if len(self.opt.state) > 1 else None,
+                },
+                "gen": o.gen.get_state(),
+                **{"perm": o.perm.clone(), "pos": o.pos, "steps": steps, "since": self.since[m]},
+                **{
+                    "best": self.best_err[m],
+                    "best_epoch": self.best_epoch[m],
+                    "history": [dict(h) for h in self.hist[m]],
+                },
+                "best_state": {k: cpu(v[m]) for k, v in self.best.items()},
+            },
+        )

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from scalinglab import data as data_mod
 from scalinglab import models as models_mod
+from scalinglab.train import resume
 from scalinglab.train.result import new_result
 
 SPEC_VERSION = 1  # bump when a change to training makes old results incomparable
@@ -155,7 +156,19 @@ def _train(spec: dict, device: str) -> dict:
     spe = steps_per_epoch(n, tr)
     perm, pos = torch.randperm(n, generator=gen), 0
     best, best_state, since, history, status, steps = math.inf, None, 0, [], "ok", 0
-    for epoch in range(1, tr["max_epochs"] + 1):
+    snap = resume.take(spec)  # a rung of this trial trained here: go on from its last epoch
+    if snap:
+        sd = model.state_dict()
+        sd.update(snap["state"])
+        model.load_state_dict(sd)
+        _load_opt(opt, snap["opt"], tr["optimizer"])
+        gen.set_state(snap["gen"])
+        perm, pos, steps, since = snap["perm"], snap["pos"], snap["steps"], snap["since"]
+        best, best_epoch, history = snap["best"], snap["best_epoch"], copy.deepcopy(snap["history"])
+        best_state = {**sd, **snap["best_state"]}
+    resumed = steps
+    first = tr["max_epochs"] + 1 if resume.finished(snap, spec) else len(history) + 1  # stopped early: done
+    for epoch in range(first, tr["max_epochs"] + 1):
         tot_loss, tot_wrong, seen = 0.0, 0, 0
         for _ in range(spe):
             if pos + bs > n:  # next pass over the subset, freshly shuffled
@@ -201,6 +214,18 @@ def _train(spec: dict, device: str) -> dict:
             since += 1
             if since >= tr["patience"]:
                 break
+    if resume.wants_snapshot(spec, status):
+        resume.save(
+            spec,
+            {
+                "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if v.is_floating_point()},
+                "opt": _opt_state(opt, tr["optimizer"]),
+                "gen": gen.get_state(),
+                **{"perm": perm, "pos": pos, "steps": steps, "since": since},
+                **{"best": best, "best_epoch": best_epoch, "history": copy.deepcopy(history)},
+                "best_state": {k: v.cpu().clone() for k, v in best_state.items() if v.is_floating_point()},
+            },
+        )
     res = {
         "status": status,
         "history": history,
@@ -208,6 +233,8 @@ def _train(spec: dict, device: str) -> dict:
         "steps": steps,
         **info,
         "train_flops": info["train_flops_per_example"] * steps * bs,
+        # the FLOPs of the epochs a rung's snapshot gave this trial (spent by the rung, not here)
+        "resumed_flops": info["train_flops_per_example"] * resumed * bs,
     }
     if history:
         # on the target subset only (the first len(idx) rows), also in a weighting study
@@ -222,3 +249,30 @@ def _train(spec: dict, device: str) -> dict:
     if status == "diverged":
         res["error"] = f"non-finite loss at epoch {len(history) + 1}"
     return res
+
+
+def _opt_state(opt, kind: str) -> dict:
+    """A torch.optim optimizer's state in resume.py's format (per parameter, in parameter order)."""
+    ps = opt.param_groups[0]["params"]
+    st = [opt.state.get(p, {}) for p in ps]
+    if kind == "sgd":  # no buffer without momentum
+        bufs = [s.get("momentum_buffer") for s in st]
+        return {"t": None, "m": [None if b is None else b.cpu().clone() for b in bufs], "v": None}
+    return {
+        "t": int(st[0]["step"]),
+        "m": [s["exp_avg"].cpu().clone() for s in st],
+        "v": [s["exp_avg_sq"].cpu().clone() for s in st],
+    }
+
+
+def _load_opt(opt, snap: dict, kind: str) -> None:
+    for i, p in enumerate(opt.param_groups[0]["params"]):
+        if kind == "sgd":
+            if snap["m"][i] is not None:
+                opt.state[p] = {"momentum_buffer": snap["m"][i].to(p.device).clone()}
+        else:
+            opt.state[p] = {
+                "step": torch.tensor(float(snap["t"])),
+                "exp_avg": snap["m"][i].to(p.device).clone(),
+                "exp_avg_sq": snap["v"][i].to(p.device).clone(),
+            }

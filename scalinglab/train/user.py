@@ -89,6 +89,8 @@ class Trial:
         self.workdir = workdir
         self.history: list[dict] = []
         self._stop = False
+        # a rung of successive halving (search/halving.py): stop after this many reported epochs
+        self.budget = (spec.get("rung") or {}).get("epochs")
 
     def report(self, epoch: int | None = None, dev: float | None = None, **more) -> None:
         """Record one evaluation (per epoch, or per N steps): stored as the trial's history, plotted in
@@ -100,9 +102,11 @@ class Trial:
         self.history.append(row)
 
     def should_stop(self) -> bool:
-        """True when the search has given up on this trial (successive halving): stop training and
-        return what you have. Until a search prunes, always False."""
-        return self._stop
+        """True when the search wants no more training of this trial: stop and return what you have.
+        A rung of successive halving (the Hestness search with `prune = true`) says so once `report`
+        has been called for its budget of epochs (also `hparams["max_epochs"]`); a survivor is run
+        again with the full budget as its own trial."""
+        return self._stop or (self.budget is not None and len(self.history) >= self.budget)
 
     @property
     def best_dev(self) -> float | None:
