@@ -4,7 +4,7 @@
 """
 
 # Importing the modules registers their data sets (arrays: your own data; charlm: the character LM).
-from scalinglab.data import arrays, charlm, digits, mnist1d_data, parity, teacher
+from scalinglab.data import arrays, charlm, digits, glyphs, mnist1d_data, parity, teacher
 from scalinglab.data.registry import DATASETS, Dataset, load, pool_size, register
 from scalinglab.data.subsets import nested_sizes, stratified_order
 

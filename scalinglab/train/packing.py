@@ -19,7 +19,7 @@ import torch
 from scalinglab import models as models_mod
 from scalinglab.train.trial import subset, trial_id
 
-UNBATCHED_FAMILIES = ("transformer",)  # always run_trial (see group_key)
+UNBATCHED_FAMILIES = ("transformer", "resnet")  # always run_trial (see group_key)
 MAX_GROUP = 32  # models per group: beyond this, per-step overhead is already amortised on CPU
 
 
