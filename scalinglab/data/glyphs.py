@@ -185,7 +185,7 @@ def balanced_labels(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
     defaults=DEFAULTS,
     pool_size=_pool_size,
     fingerprint=_fingerprint,
-    doc="glyphs: characters rendered from the installed fonts (53 classes, 32x32), dev/test on unseen fonts",
+    doc="glyphs: characters rendered from the installed fonts (55 classes, 32x32), dev/test on unseen fonts",
 )
 def make_glyphs(n_train, n_dev, n_test, size, classes, seed) -> Dataset:
     _check(size, classes)
