@@ -153,3 +153,17 @@ def test_image_smoke_end_to_end(tmp_path):
     by_size = {p["data_size"]: p for p in s["points_top5"]}
     assert [p["data_size"] for p in s["points"]] == sorted(by_size)
     assert all(p["error"] <= q["error"] for p, q in zip(s["points_top5"], s["points"]))
+
+
+def test_run_output_names_the_top5_exponent(tmp_path):
+    from rich.console import Console
+
+    from scalinglab.cli.run_cmd import _print_summary
+
+    lc = {"form": "pow_c", "exponent": -0.3, "exponent_ci": [-0.4, -0.2]}
+    console = Console(record=True, width=200)
+    s = {"trials": {"total": 4, "ok": 4}, "learning_curve": lc, "learning_curve_top5": {**lc, "exponent": -0.5}}
+    _print_summary(console, s, tmp_path)
+    text = console.export_text()
+    assert "learning curve (pow_c): exponent -0.300 [-0.400, -0.200]" in text
+    assert "learning curve of top-5 error (pow_c): exponent -0.500 [-0.400, -0.200]" in text
