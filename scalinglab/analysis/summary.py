@@ -140,6 +140,12 @@ def summarize(
         out["capacity"] = capacity_section(df, config)
         return jsonable(out)
     out.update(_curve_section(df, seeds, out["random_guess_error"], form, fits, ""))
+    if config["data"]["name"] != "indices":  # top-5 error beside top-1, when the trials stored it
+        from scalinglab.analysis.top5 import top5_section
+
+        top5 = top5_section(store, study_name, seeds, ds.n_classes, form)
+        if top5:
+            out["learning_curve_top5"], out["points_top5"] = top5["learning_curve"], top5["points"]
     # every forecast checked: from the study's own prefixes, and the earlier runs' forecasts (ledger)
     out["backtest"] = backtest_section(out["points"], y0=out["random_guess_error"], form=form)
     out["forecast_ledger"] = score_ledger(store.forecasts(study_name), out["points"])

@@ -190,6 +190,10 @@ def _print_summary(console, s: dict, out: Path) -> None:
     if lc:
         lo, hi = lc.get("exponent_ci") or (float("nan"), float("nan"))
         say(f"learning curve ({lc['form']}): exponent {lc['exponent']:.3f} [{lo:.3f}, {hi:.3f}]")
+        lc5 = s.get("learning_curve_top5")  # many classes: top-5 error fitted too (analysis/top5.py)
+        if lc5 and lc5.get("exponent") is not None:
+            lo5, hi5 = lc5.get("exponent_ci") or (float("nan"), float("nan"))
+            say(f"learning curve of top-5 error ({lc5['form']}): exponent {lc5['exponent']:.3f} [{lo5:.3f}, {hi5:.3f}]")
         fl = s.get("floor") or {}
         if fl.get("value") is not None:
             ci = fl.get("ci90") or (float("nan"), float("nan"))

@@ -4,8 +4,9 @@
 """
 
 # Importing the modules registers their data sets (arrays: your own data; charlm: the character LM;
-# speech and translation: Hestness' other two domains; parity: the depth-vs-width question).
-from scalinglab.data import arrays, charlm, digits, mnist1d_data, parity, speech, teacher, translation
+# speech and translation: Hestness' other two domains; glyphs: 2-D images for a ResNet; parity: the
+# depth-vs-width question).
+from scalinglab.data import arrays, charlm, digits, glyphs, mnist1d_data, parity, speech, teacher, translation
 from scalinglab.data.registry import DATASETS, Dataset, load, pool_size, register
 from scalinglab.data.subsets import nested_sizes, stratified_order
 

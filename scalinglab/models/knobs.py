@@ -36,14 +36,14 @@ def activation(name: str | None, default: str = "relu") -> nn.Module:
 
 @torch.no_grad()
 def apply_init(model: nn.Module, name: str | None) -> nn.Module:
-    """Re-initialise the weights of every Linear and Conv1d layer of `model` by `name` (see INITS).
+    """Re-initialise the weights of every Linear, Conv1d and Conv2d layer of `model` by `name` (see INITS).
     Normalisation layers and embeddings keep their own init."""
     if name in (None, "default"):
         return model
     if name not in INITS:
         raise ValueError(f"init: given {name!r}; allowed: {', '.join(INITS)}")
     for m in model.modules():
-        if not isinstance(m, (nn.Linear, nn.Conv1d)):
+        if not isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             continue
         if name == "xavier":
             nn.init.xavier_uniform_(m.weight)

@@ -19,9 +19,9 @@ import torch
 from scalinglab import models as models_mod
 from scalinglab.train.trial import subset, trial_id
 
-# always run_trial (see group_key); cnn2d/crnn/seq2seq (issue 15): the stacked interpreter knows
+# always run_trial (see group_key); cnn2d/crnn/seq2seq/resnet: the stacked interpreter knows
 # linear and 1-D conv layers only, not 2-D convolutions, GRUs or attention
-UNBATCHED_FAMILIES = ("transformer", "cnn2d", "crnn", "seq2seq")
+UNBATCHED_FAMILIES = ("transformer", "cnn2d", "crnn", "seq2seq", "resnet")
 MAX_GROUP = 32  # models per group: beyond this, per-step overhead is already amortised on CPU
 
 

@@ -11,6 +11,8 @@ which runner ran a trial.
   metric turned into an error (`scalinglab.metric.Metric.to_error`); the user's raw value is kept
   under "metric_value" when it differs.
 - history: one dict per epoch (or per `trial.report` call) with at least "epoch" and "dev_error".
+- min_dev_top5_error (and "dev_top5_error" per epoch): only for classification with many classes
+  (train/trial.py TOP5_MIN_CLASSES), trained by the built-in loop; kept in the result JSON, no column.
 """
 
 from __future__ import annotations
