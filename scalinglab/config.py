@@ -506,6 +506,7 @@ def _is_num(v) -> bool:
 def _check_arch(study: Study, where: str) -> None:
     """model.activation / model.init name a known knob of a built-in family; factor depth owns the
     depth; kind capacity varies a real data option."""
+    from scalinglab.models import FAMILIES
     from scalinglab.models.knobs import ACTIVATIONS, INITS  # the names, defined once
 
     m, f = study.model, study.search.factor
@@ -517,7 +518,7 @@ def _check_arch(study: Study, where: str) -> None:
         if not builtin:
             raise UserError(
                 f"{where}: model.{key}: given {show(v)} with your own model or trainer; allowed: only with a "
-                f"built-in family (mlp, cnn1d, transformer)"
+                f"built-in family ({', '.join(sorted(FAMILIES))})"
             )
         if v not in allowed:
             raise UserError(f"{where}: model.{key}: given {show(v)}; allowed: {', '.join(allowed)}")

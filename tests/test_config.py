@@ -47,7 +47,7 @@ def test_good_study_and_sizes():
         (GOOD.replace("min = 32, max = 512", "min = -5, max = 512"), "data.sizes.min", "-5"),
         (GOOD.replace("min = 32, max = 512", "min = 512, max = 32"), "data.sizes", "must be below"),
         (GOOD.replace('name = "teacher"', 'name = "imagenet"'), "data.name", "'imagenet'"),
-        (GOOD.replace('family = "mlp"', 'family = "resnet"'), "model.family", "'resnet'"),
+        (GOOD.replace('family = "mlp"', 'family = "resnext"'), "model.family", "'resnext'"),
         (GOOD.replace("max = 512", "max = 100000"), "data.sizes", "at most the train pool"),
         (GOOD.replace("[data]", "seeds = 0\n[data]"), "seeds", "given 0"),
         (GOOD + "\n[train]\noptimizer = 'lbfgs'\n", "train.optimizer", "'adam'"),
