@@ -158,7 +158,7 @@ STUDIES = {
     "widths-empty": (dict(model='family = "mlp"\nwidths = []'), "model.widths"),
     "widths-zero": (dict(model='family = "mlp"\nwidths = [0]'), "model.widths"),
     "depths-negative": (dict(model='family = "mlp"\nwidths = [8]\ndepths = [-1]'), "model.depths"),
-    "family-unknown": (dict(model='family = "resnet"\nwidths = [8]'), "model.family"),
+    "family-unknown": (dict(model='family = "resnext"\nwidths = [8]'), "model.family"),
     "model-unknown-key": (dict(model='family = "mlp"\nwidht = [8]'), "model.widht"),
     "batchnorm-string": (dict(model='family = "mlp"\nwidths = [8]\nbatchnorm = 3'), "model.batchnorm"),
     "widths-missing": (dict(model='family = "mlp"'), "model.width"),
