@@ -24,6 +24,7 @@ COMMANDS = {
     "diagnose": "scalinglab.cli.diagnose_cmd",
     "plan": "scalinglab.cli.plan_cmd",
     "backtest": "scalinglab.cli.backtest_cmd",
+    "reproduce": "scalinglab.cli.reproduce_cmd",
 }
 
 
