@@ -19,9 +19,9 @@ import torch
 from scalinglab import models as models_mod
 from scalinglab.train.trial import subset, trial_id
 
-# always run_trial (see group_key); cnn2d/crnn/seq2seq/resnet: the stacked interpreter knows
-# linear and 1-D conv layers only, not 2-D convolutions, GRUs or attention
-UNBATCHED_FAMILIES = ("transformer", "cnn2d", "crnn", "seq2seq", "resnet")
+# always run_trial (see group_key); cnn2d/crnn/seq2seq/resnet/lstm: the stacked interpreter knows
+# linear and 1-D conv layers only, not 2-D convolutions, GRUs, LSTMs or attention
+UNBATCHED_FAMILIES = ("transformer", "lstm", "cnn2d", "crnn", "seq2seq", "resnet")
 MAX_GROUP = 32  # models per group: beyond this, per-step overhead is already amortised on CPU
 
 
@@ -30,7 +30,7 @@ def group_key(spec: dict) -> str:
     tr = spec["train"]
     if spec.get("aux"):  # weighting study (weighted loss, extra data): not batched, one group per spec
         return "aux:" + trial_id(spec)
-    # byo: a user's factory model (its layers unknown) and the charlm transformer (int inputs, bits
+    # byo: a user's factory model (its layers unknown) and the charlm transformer and lstm (int inputs, bits
     # metric) are not batched: one group per spec, which run_group hands to run_trial
     if spec["model"].get("factory") or spec["model"]["family"] in UNBATCHED_FAMILIES:
         return "single:" + trial_id(spec)
