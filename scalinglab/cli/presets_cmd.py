@@ -14,7 +14,9 @@ def run(args) -> int:
         load_study(args.show)  # unknown names get the usual one-line error
         print(preset_text(args.show), end="")
         return 0
-    for name in preset_names():
+    names = preset_names()
+    width = max(map(len, names), default=0)  # one column, however long the longest name
+    for name in names:
         study, _ = load_study(name)
-        print(f"{name:<14} {study.description}")
+        print(f"{name:<{width}}  {study.description}")
     return 0
