@@ -1,7 +1,7 @@
 """Runs sharing one folder: does a study finish in about the time of one run, with no trial twice?
 
-    python benchmarks/shared_store.py                   # the smoke preset: about a minute on 2 cores
-    python benchmarks/shared_store.py --study default   # the default study (about 15 minutes)
+    python benchmarks/shared_store.py                   # benchmarks/studies/medium-grid.toml: ~4 min, 2 cores
+    python benchmarks/shared_store.py --study smoke     # any preset or study file
 
 Side by side in one go, each into a fresh folder: 1 run alone, then N runs (2 and 4) started together
 on one folder (`scalinglab run STUDY --out F` in N processes), each with the default of one torch
@@ -46,7 +46,8 @@ def _children_cpu() -> float:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--study", default="smoke", help="a preset or study file (default: smoke)")
+    default = str(Path(__file__).parent / "studies" / "medium-grid.toml")
+    ap.add_argument("--study", default=default, help="a preset or study file (default: studies/medium-grid.toml)")
     ap.add_argument("--runs", type=int, nargs="+", default=[1, 2, 4])
     args = ap.parse_args()
     rows = []
