@@ -103,6 +103,31 @@ def test_concurrent_writers_lose_nothing(tmp_path):
     assert all(len(json.loads(r)["history"]) == 50 for r in df["result"])  # no torn rows
 
 
+def _open_new(path, q):
+    try:
+        with Store(path) as s:
+            s.begin_study("st", {}, "")
+        q.put("ok")
+    except Exception as e:  # what a run would print: the test shows it
+        q.put(repr(e))
+
+
+def test_runs_opening_one_new_folder_at_once_all_succeed(tmp_path):
+    """Runs started together on one new folder race to create the store: each must see all of its
+    tables or none (the schema is one transaction) and wait out the lock (no 'database is locked')."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")  # the child only opens SQLite: no torch threads to inherit
+    for i in range(10):
+        q = ctx.Queue()
+        procs = [ctx.Process(target=_open_new, args=(tmp_path / str(i), q)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert [q.get() for _ in procs] == ["ok"] * 6
+
+
 class _ConstBackend:
     """Every trial gets dev error 0.5 / sqrt(data size): enough for a summary."""
 

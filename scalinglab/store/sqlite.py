@@ -168,12 +168,15 @@ class Store:
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # autocommit; explicit txns
-            self._check_ours()
+            # Retried while locked: runs started together on one new folder race to create it, and
+            # switching to WAL can answer "database is locked" at once instead of waiting.
+            _retry(self._check_ours)
             if not readonly:
-                self.conn.execute("PRAGMA journal_mode=WAL")
-                self.conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
                 self.conn.execute("PRAGMA busy_timeout=30000")
-                _retry(lambda: self.conn.executescript(SCHEMA))
+                _retry(lambda: self.conn.execute("PRAGMA journal_mode=WAL"))
+                self.conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across process crashes
+                # one transaction: a run opening the folder at the same moment sees all our tables or none
+                _retry(lambda: self.conn.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;"))
         except sqlite3.DatabaseError as e:  # corrupt, not a database, read-only, disk full
             if self.conn is not None:
                 self.conn.close()
