@@ -134,9 +134,11 @@ def run_study(
                             results[result["id"]] = result
                             if progress:
                                 progress.advance(spec, result)
-                        theirs = _stored_by_others(store, results, retrying)
-                        if progress and theirs and hasattr(progress, "shared"):
-                            progress.shared(theirs)
+                        # Alone, with work of its own, nobody else adds results: no need to read them all.
+                        if claims.last_live > 1 or not mine:
+                            theirs = _stored_by_others(store, results, retrying)
+                            if progress and theirs and hasattr(progress, "shared"):
+                                progress.shared(theirs)
             finally:
                 if progress and started:
                     progress.stop()

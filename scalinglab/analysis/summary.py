@@ -239,7 +239,7 @@ def compare_levels(levels: dict, y0: float | None = None, factor: str | None = N
     common = sorted(set.intersection(*(set(e) for e in errs.values())))
     ratios = [errs[keys[1]][m] / errs[keys[0]][m] for m in common]
     per_level = {k: level_verdict(k, keys[0], exps, errs, factor, y0) for k in keys[1:]}
-    unsure = [_level_label(k, factor) for k, v in per_level.items() if "cannot tell" in v["verdict"]]
+    unsure = [_level_label(k, factor) for k, v in per_level.items() if v["cannot_tell"]]
     verdict = (
         "exponents not distinguishable (90% intervals overlap): consistent with a shift of the curve"
         if overlap
@@ -348,6 +348,7 @@ def level_verdict(
         "exponents_overlap": overlap,
         "error_ratio": ratio,
         "error_ratio_at_largest": last,
+        "cannot_tell": cannot is not None,
         "verdict": words,
     }
 

@@ -31,7 +31,7 @@ def run(args) -> int:
     from scalinglab.analysis.backtest import MIN_POINTS, backtest_points, score_ledger, score_rows
     from scalinglab.analysis.diagnose import load_trials
     from scalinglab.analysis.points import best_points, points_list
-    from scalinglab.cli.export_cmd import write_atomic
+    from scalinglab.cli.export_cmd import write_file
     from scalinglab.errors import UserError
     from scalinglab.fit.laws import LAWS
     from scalinglab.fmt import ErrorFormat, count, jsonable
@@ -58,17 +58,9 @@ def run(args) -> int:
     if args.plot:  # everything computed first: a bad place is one line, and nothing else is written
         from scalinglab.report.plots import draw_backtest
 
-        png = draw_backtest(rows, ledger, pct=metric.rate)
-        try:
-            from scalinglab.files import write_atomic as write_whole
-
-            write_whole(Path(args.plot), lambda tmp: tmp.write_bytes(png))
-        except OSError as e:
-            raise UserError(
-                f"--plot: cannot write {args.plot!r} ({e.strerror or e}); allowed: a writable place"
-            ) from None
+        write_file(Path(args.plot), draw_backtest(rows, ledger, pct=metric.rate), "--plot")
     if args.csv:
-        write_atomic(Path(args.csv), pd.DataFrame(rows).to_csv(index=False), "--csv")
+        write_file(Path(args.csv), pd.DataFrame(rows).to_csv(index=False), "--csv")
     if args.json:
         print(json.dumps(jsonable({"study": name, "score": score, "rows": rows, "ledger": ledger}), indent=2))
         return 0

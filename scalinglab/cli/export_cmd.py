@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from scalinglab.errors import UserError
-from scalinglab.files import write_atomic as _write_atomic
+from scalinglab.files import write_atomic
 
 HELP = "export a study's trials (one row per trial) as CSV or Parquet, or as MLflow runs"
 
@@ -61,7 +61,7 @@ def write_parquet(df, path: Path) -> None:
             pa.array(df[c], from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             df[c] = df[c].map(lambda v: None if v is None else str(v))
-    _write_atomic(path, lambda tmp: df.to_parquet(tmp, index=False, engine="pyarrow"))
+    write_atomic(path, lambda tmp: df.to_parquet(tmp, index=False, engine="pyarrow"))
 
 
 def run(args) -> int:
@@ -78,7 +78,7 @@ def run(args) -> int:
         df.to_csv(sys.stdout, index=False)
     elif csv is not None:
         path = Path(csv or folder / "trials.csv")
-        write_atomic(path, df.to_csv(index=False), "--csv")
+        write_file(path, df.to_csv(index=False), "--csv")
         print(f"wrote {len(df)} trials to {path}", file=sys.stderr)
     if args.parquet is not None:
         path = Path(args.parquet or folder / "trials.parquet")
@@ -96,8 +96,9 @@ def run(args) -> int:
     return 0
 
 
-def write_atomic(path: Path, text: str, field: str) -> None:
-    """Write `text` to `path` whole or not at all (files.write_atomic); an unwritable place is one line."""
+def write_file(path: Path, data: str | bytes, field: str) -> None:
+    """Write `data` (text or bytes) to the file a flag named, whole or not at all (files.write_atomic);
+    a folder, a missing folder or an unwritable place is one line naming the flag."""
     from scalinglab.errors import UserError
 
     if path.is_dir():
@@ -108,8 +109,12 @@ def write_atomic(path: Path, text: str, field: str) -> None:
             f"allowed: a file in an existing folder"
         )
     try:
-        _write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        if isinstance(data, bytes):
+            write_atomic(path, lambda tmp: tmp.write_bytes(data))
+        else:
+            write_atomic(path, lambda tmp: tmp.write_text(data, encoding="utf-8"))
     except OSError as e:
+        stdout = ", or --csv - for stdout" if field == "--csv" else ""
         raise UserError(
-            f"{field}: cannot write {str(path)!r} ({e.strerror or e}); allowed: a writable place, or --csv - for stdout"
+            f"{field}: cannot write {str(path)!r} ({e.strerror or e}); allowed: a writable place{stdout}"
         ) from None

@@ -67,6 +67,7 @@ class Claims:
         self.heartbeat_s, self.grace_s = heartbeat_s, grace_s
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.owner = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self.last_live = 1  # runs alive at the last `take` (this one included)
         self._stop = threading.Event()
         self._thread = None
 
@@ -145,6 +146,7 @@ class Claims:
                     held.update(conn.execute(f"SELECT id, owner FROM claims WHERE id IN ({marks})", part))
                 taken = {i for i, owner in held.items() if owner != self.owner and owner in live}
                 free = [i for i in ids if i not in done and i not in taken]
+                self.last_live = len(live)
                 chosen = pick(free, len(live)) if free else []
                 conn.executemany(
                     "INSERT OR REPLACE INTO claims(id, owner, claimed_at) VALUES (?,?,?)",
