@@ -39,6 +39,7 @@ def backtest_points(points: list[dict], *, y0: float | None, form: str = "auto")
             continue
         later = points[k:]
         last = points[k - 1]["data_size"]
+        supported = fit.unsupported is None  # the summary flags such forecasts (CurveFit.unsupported)
         pred = fit.predict(np.array([p["data_size"] for p in later], float), interval=INTERVAL)
         for p, v, lo, hi in zip(later, pred.y, pred.lo, pred.hi):
             rows.append(
@@ -48,6 +49,7 @@ def backtest_points(points: list[dict], *, y0: float | None, form: str = "auto")
                     "data_size": p["data_size"],
                     "factor": p["data_size"] / last,
                     "form": fit.form,
+                    "supported": supported,
                     "forecast": float(v),
                     "lo": float(lo),
                     "hi": float(hi),
@@ -74,7 +76,11 @@ def score_rows(rows: list[dict]) -> dict:
         }
 
     reach = {"<=2x": lambda f: f <= 2.01, "<=4x": lambda f: 2.01 < f <= 4.01, ">4x": lambda f: f > 4.01}
-    return {"all": agg(rows), **{k: agg([r for r in rows if ok(r["factor"])]) for k, ok in reach.items()}}
+    out = {"all": agg(rows), **{k: agg([r for r in rows if ok(r["factor"])]) for k, ok in reach.items()}}
+    # the forecasts the summary stands behind: those from prefixes past the small-data region
+    out["supported"] = agg([r for r in rows if r.get("supported", True)])
+    out["unsupported_checks"] = sum(not r.get("supported", True) for r in rows)
+    return out
 
 
 def backtest_section(points: list[dict], *, y0: float | None, form: str = "auto") -> dict | None:

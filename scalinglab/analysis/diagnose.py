@@ -153,7 +153,7 @@ def diagnose(df: pd.DataFrame, config: dict, *, model_size: str | None = None, f
     """The diagnosis as a plain dict: verdict, subject size, evidence lines, advice line, numbers.
     metric: the study's `Metric` (`metric.stored_metric` reads it from summary.json); None: from config."""
     from scalinglab.analysis.points import best_points, points_list
-    from scalinglab.analysis.summary import FLOOR_FORMS, fit_learning_curve, fit_size_law
+    from scalinglab.analysis.summary import fit_learning_curve, fit_size_law
     from scalinglab.metric import study_metric
     from scalinglab.models.registry import size_label
 
@@ -166,8 +166,7 @@ def diagnose(df: pd.DataFrame, config: dict, *, model_size: str | None = None, f
     if len(points) >= 4:
         curve = fit_learning_curve(points, y0=y0, form=form)
         law = fit_size_law(points) if all(p["params"] is not None for p in points) else None
-        # The floor and regions come from a floor form, as in summary.json (see summary.FLOOR_FORMS).
-        floor_fit = curve if form != "auto" else fit_learning_curve(points, y0=y0, form=FLOOR_FORMS)
+        floor_fit = curve  # the floor and regions are the curve's own, as in summary.json (summary.floor_of)
     if model_size:
         subject = parse_model_size(model_size, [c["model_size"] for c in curves])
         named = True

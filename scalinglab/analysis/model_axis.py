@@ -32,6 +32,8 @@ MIN_DATA_SIZES = 4
 N_BOOT = 40  # bootstrap refits (each warm-started: tens of ms on a candidate table)
 CAP_SHARE = 0.25
 GROW_SHARE = 0.1
+# alpha near 0 (a capacity term that barely falls with N): no finite model size brings it down
+NO_SIZE = "no finite model size: the joint law's capacity term barely falls with N (alpha near 0)"
 
 
 def model_axis(cands, points: list[dict], floor: dict | None, *, y0: float | None, size_fit, factors) -> dict | None:
@@ -70,9 +72,8 @@ def model_axis(cands, points: list[dict], floor: dict | None, *, y0: float | Non
     for f in factors:
         m = m_max * f
         s = grown_params(p, m, None if capped else size_fit)
-        preds.append(
-            {"data_size": int(m), "largest_model": _pred(fit, n_max, m), "grown": {"params": s, **_pred(fit, s, m)}}
-        )
+        grown = {"params": s, **_pred(fit, s, m)} if np.isfinite(s) else {"params": None, "note": NO_SIZE}
+        preds.append({"data_size": int(m), "largest_model": _pred(fit, n_max, m), "grown": grown})
     return jsonable(
         {
             "form": "E + A/N^alpha + B/m^beta",
@@ -104,7 +105,8 @@ def grown_params(p: dict, m, size_fit=None):
     m = np.asarray(m, float)
     if size_fit is not None:
         return size_fit.predict(m) if m.ndim else float(size_fit.predict(m[None])[0])
-    n = (p["A"] / (GROW_SHARE * p["B"] / m ** p["beta"])) ** (1 / max(p["alpha"], 1e-9))
+    with np.errstate(over="ignore"):  # inf: see NO_SIZE
+        n = (p["A"] / (GROW_SHARE * p["B"] / m ** p["beta"])) ** (1 / max(p["alpha"], 1e-9))
     return n if m.ndim else float(n)
 
 

@@ -91,7 +91,7 @@ def plan(
     """The plan as a plain dict (see the module docstring). metric: the study's `Metric`
     (`metric.stored_metric` reads it from summary.json); None: from config."""
     from scalinglab.analysis.points import best_points, points_list
-    from scalinglab.analysis.summary import FLOOR_FORMS, fit_learning_curve, fit_size_law
+    from scalinglab.analysis.summary import fit_learning_curve, fit_size_law
     from scalinglab.metric import study_metric
 
     y0 = (metric or study_metric(config)).random_guess
@@ -123,8 +123,7 @@ def plan(
     curve = fit_learning_curve(points, y0=y0, form=form)
     law = fit_size_law(points)
     M = points[-1]["data_size"]
-    # The floor from a floor form, as in summary.json (see summary.FLOOR_FORMS).
-    r = (curve if form != "auto" else fit_learning_curve(points, y0=y0, form=FLOOR_FORMS)).regions
+    r = curve.regions  # the curve's own floor, as in summary.json (summary.floor_of)
     floor, floor_ci = r["floor"], r["floor_ci"]
     out = {
         "target_error": target,

@@ -14,6 +14,7 @@ import numpy as np
 from scalinglab.analysis.backtest import backtest_section, score_ledger
 from scalinglab.analysis.points import best_points, points_list
 from scalinglab.files import write_atomic
+from scalinglab.fit.result import BARELY  # a level whose error stays >= BARELY x random guessing barely learns
 from scalinglab.fmt import jsonable
 from scalinglab.store import Store
 
@@ -30,26 +31,25 @@ def fit_learning_curve(points: list[dict], *, y0: float | None, form: str = "aut
     return fit_curve(x, y, form=form, weights=w, y0=y0, groups_y=[p["seed_errors"] for p in points])
 
 
-# Forms whose floor is one well-identified parameter (gamma of pow_c, y_inf of M4). `auto` may choose a
-# broken power law for prediction, whose floor is poorly identified while the curve still bends
-# (on the teacher preset it put the floor at 0 with the planted Bayes error at 0.10).
-FLOOR_FORMS = ("m4", "pow_c")
-
-
-def fit_floor(points: list[dict], *, y0: float | None) -> dict:
-    """The irreducible error and its 90% interval, and the regions (where the small-data region ends
-    and the irreducible one starts), from the floor form that extrapolates best. M4 models the
-    small-data region through the random-guess error y0, so its boundaries are the meaningful ones."""
-    f = fit_learning_curve(points, y0=y0, form=FLOOR_FORMS)
-    r = f.regions
+def floor_of(fit) -> dict:
+    """The irreducible error with its 90% interval and the regions (where the small-data region ends
+    and the irreducible one starts), read from the learning curve's own fit: the floor, the regions,
+    the curve drawn and its forecasts are one model (before, a second fit chose the floor, and the
+    summary could forecast below its own floor)."""
+    r = fit.regions
     return {
-        "form": f.form,
+        "form": fit.form,
         "value": r["floor"],
         "ci90": r["floor_ci"],
         "small_data_end": r["small_data_end"],
         "irreducible_start": r["irreducible_start"],
-        "scores": f.scores,
+        "scores": fit.scores,
     }
+
+
+def fit_floor(points: list[dict], *, y0: float | None, form: str = "auto") -> dict:
+    """`floor_of` the summary's learning-curve fit of `points`."""
+    return floor_of(fit_learning_curve(points, y0=y0, form=form))
 
 
 def fit_size_law(points: list[dict]):
@@ -172,7 +172,7 @@ def _curve_section(df, seeds, y0, form, fits=None, prefix="") -> dict:
         largest = out["points"][-1]["data_size"]
         fits[prefix + "learning_curve"] = lc = fit_learning_curve(out["points"], y0=y0, form=form)
         out["learning_curve"] = law_dict(lc, largest)
-        out["floor"] = fit_floor(out["points"], y0=y0)
+        out["floor"] = floor_of(lc)
         known = all(p["params"] is not None for p in out["points"])  # a user trainer may not return params
         if known:
             fits[prefix + "model_size_law"] = sl = fit_size_law(out["points"])
@@ -263,7 +263,6 @@ def compare_levels(levels: dict, y0: float | None = None, factor: str | None = N
 SHIFT_TOLERANCE = 0.05  # an error ratio within 5% of 1 is "no shift" (seed noise is larger than that)
 WIDE_CI = 3.0  # an exponent interval whose ends differ by more than this factor does not pin the slope
 GAP_CHANGE = 1.5  # the error ratio at the largest size vs its median: beyond this factor the gap moves
-BARELY = 0.8  # a level whose error at its largest size is >= this x random guessing barely learns
 
 
 def _level_label(level: str, factor: str | None) -> str:

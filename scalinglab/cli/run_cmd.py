@@ -189,7 +189,19 @@ def _print_summary(console, s: dict, out: Path) -> None:
     lc = s.get("learning_curve")
     if lc:
         lo, hi = lc.get("exponent_ci") or (float("nan"), float("nan"))
-        say(f"learning curve ({lc['form']}): exponent {lc['exponent']:.3f} [{lo:.3f}, {hi:.3f}]")
+        sl = lc.get("slope") or {}
+        if sl.get("value") is not None:  # the headline: the slope where the curve is a power law
+            slo, shi = sl.get("ci") or (float("nan"), float("nan"))
+            say(
+                f"learning curve ({lc['form']}): slope {sl['value']:.3f} [{slo:.3f}, {shi:.3f}] over "
+                f"m = {sl['from']:,.0f}..{sl['to']:,.0f}"
+                + ("" if sl.get("reached") else " (the last doubling: the power-law region is barely measured)")
+                + f"; asymptotic exponent {lc['exponent']:.3f} [{lo:.3f}, {hi:.3f}]"
+            )
+        else:
+            say(f"learning curve ({lc['form']}): exponent {lc['exponent']:.3f} [{lo:.3f}, {hi:.3f}]")
+        if lc.get("unsupported"):
+            say(f"  no forecast to stand behind: {lc['unsupported']}")
         lc5 = s.get("learning_curve_top5")  # many classes: top-5 error fitted too (analysis/top5.py)
         if lc5 and lc5.get("exponent") is not None:
             lo5, hi5 = lc5.get("exponent_ci") or (float("nan"), float("nan"))

@@ -21,6 +21,9 @@ from scipy.stats import norm
 from scalinglab.fit.laws import LAWS
 from scalinglab.fmt import finite
 
+MIN_PAST_BEND = 2  # measured sizes past the small-data region a forecast needs (CurveFit.unsupported)
+BARELY = 0.8  # an error >= BARELY x the random-guess error has barely left guessing
+
 
 @dataclass
 class Prediction:
@@ -104,13 +107,63 @@ class CurveFit:
         q = (1 - self.interval) / 2
         return (float(np.quantile(e, q)), float(np.quantile(e, 1 - q)))
 
+    @property
+    def slope(self) -> dict:
+        """The headline exponent: the log-log slope of the reducible error (y - floor) across the
+        power-law region of the measured range, from where the small-data region ends (or the smallest
+        x) to the largest x, with its bootstrap interval. This is what Hestness et al. report as beta_g
+        (-0.07..-0.35); `exponent` is the form's asymptotic slope, which for m4 or a broken power law
+        may hold only far beyond the data. With less than a doubling past the bend, the slope over the
+        last doubling of the data, flagged `reached = False`."""
+        xmin, xmax = self.x_range
+        lo = max(xmin, self.regions.get("small_data_end") or xmin)
+        reached = xmax / lo >= 2
+        if not reached:
+            lo = xmax / 2
+        lx = np.log(np.array([lo, xmax]) / self._x_scale)
+
+        def secant(th):
+            th = np.atleast_2d(th)
+            with np.errstate(all="ignore"):
+                red = np.exp(self.law.logf(lx, th)) - self.law.floor(th)[:, None]
+                return (np.log(red[:, 1]) - np.log(red[:, 0])) / math.log(xmax / lo)
+
+        e = secant(self._th_boot)
+        e = e[np.isfinite(e)]
+        q = (1 - self.interval) / 2
+        ci = (float(np.quantile(e, q)), float(np.quantile(e, 1 - q))) if e.size else (math.nan, math.nan)
+        return {"value": float(secant(self._th)[0]), "ci": ci, "from": float(lo), "to": float(xmax), "reached": reached}
+
+    @property
+    def unsupported(self) -> str | None:
+        """Why this curve cannot be extrapolated yet (None: it can): fewer than MIN_PAST_BEND measured
+        sizes lie past the small-data region (beyond the fit's small_data_end, and, with a known
+        random-guess error y0, below BARELY * y0). Before the bend the data do not show the power law
+        a forecast continues; on the default study such forecasts missed by 2-8x."""
+        if self._x is None or self.law.floor_kind == "none":
+            return None
+        xs = np.unique(self._x)
+        ys = np.array([np.mean(self._y[self._x == v]) for v in xs])
+        end = self.regions.get("small_data_end") or 0.0
+        past = (xs >= end) & (ys < BARELY * self.y0 if self.y0 else True)
+        if past.sum() >= MIN_PAST_BEND:
+            return None
+        return (
+            f"only {int(past.sum())} measured size(s) past the small-data region"
+            + (f" (it ends near x = {end:.3g})" if end else "")
+            + ": the curve's power-law part is not measured yet, so its extrapolation is a guess"
+        )
+
     def predict(self, x, interval=None):
         """Predicted y at x; with `interval` (e.g. 0.9) a `Prediction` with y, lo, hi."""
         x = np.asarray(x, dtype=float)
         lxn = np.log(x.ravel() / self._x_scale)
         ly = self.law.logf(lxn, self._th)
+        # the guard: beyond the data, the forecast falls no faster than the measured curve ever did; the
+        # law's own forecast stays inside the interval (it is not ruled out, only not supported)
+        up = np.maximum(self._steepest_guard(x.ravel()) - ly, 0)
         if interval is None:
-            return np.exp(ly).reshape(x.shape)
+            return np.exp(ly + up).reshape(x.shape)
         if not 0 < interval < 1:
             raise ValueError(f"interval must be in (0, 1), got {interval}")
         z = norm.ppf(0.5 + interval / 2)
@@ -130,13 +183,35 @@ class CurveFit:
         d = np.maximum(np.log(x.ravel() / xmax), np.log(xmin / x.ravel())).clip(0) / width
         # kappa was calibrated at the fit's own interval; other levels scale like a normal's z
         ext = cal["kappa"] * d * z / norm.ppf(0.5 + self.interval / 2)
-        lo = np.exp(ly - np.sqrt(dlo**2 + noise**2 + ext**2))
-        hi = np.exp(ly + np.sqrt(dhi**2 + noise**2 + ext**2))
+        lo = ly - np.sqrt(dlo**2 + noise**2 + ext**2)
+        hi = ly + np.sqrt(dhi**2 + noise**2 + ext**2)
+        ly, hi = ly + up, hi + up  # lo stays: the law's own forecast is kept inside the interval
         shape = x.shape
-        return Prediction(x, np.exp(ly).reshape(shape), lo.reshape(shape), hi.reshape(shape), interval)
+        return Prediction(x, np.exp(ly).reshape(shape), np.exp(lo).reshape(shape), np.exp(hi).reshape(shape), interval)
+
+    def _steepest_guard(self, x):
+        """log y below which a forecast at x is not supported: the fitted value at the largest x,
+        continued with the steepest log-log slope between neighbouring measured sizes (-inf inside
+        the data, or with fewer than 3 sizes, or for a curve that rises)."""
+        out = np.full(x.shape, -np.inf)
+        if self._x is None or self.law.floor_kind == "none":  # a model-size law grows: no guard
+            return out
+        xs = np.unique(self._x)
+        if xs.size < 3:
+            return out
+        ly = np.log(np.array([np.mean(self._y[self._x == v]) for v in xs]))
+        steepest = float(np.min(np.diff(ly) / np.diff(np.log(xs))))
+        if steepest >= 0:
+            return out
+        xmax = xs[-1]
+        at_max = float(self.law.logf(np.log(np.array([xmax]) / self._x_scale), self._th)[0])
+        beyond = x > xmax
+        out[beyond] = at_max + steepest * np.log(x[beyond] / xmax)
+        return out
 
     def to_dict(self) -> dict:
         """Plain JSON types only (the bootstrap draws are left out)."""
+        slope = self.slope
         return {
             "form": self.form,
             "formula": self.law.formula,
@@ -145,6 +220,12 @@ class CurveFit:
             "interval": self.interval,
             "exponent": finite(self.exponent),
             "exponent_ci": [finite(v) for v in self.exponent_ci],
+            "slope": {
+                **{k: finite(slope[k]) for k in ("value", "from", "to")},
+                "ci": [finite(v) for v in slope["ci"]],
+                "reached": bool(slope["reached"]),
+            },
+            "unsupported": self.unsupported,
             "converged": bool(self.converged),
             "message": self.message,
             "scores": {k: finite(v) for k, v in self.scores.items()},

@@ -46,7 +46,11 @@ def headline(d: ReportData, f: ErrorFormat) -> dict:
     sentences, cards, cautions = [], [], []
     best = min(pts, key=lambda p: p["error"]) if pts else None
     if lc:
-        e, eci = lc.get("exponent"), lc.get("exponent_ci")
+        # the headline exponent: the slope across the measured power-law region (Hestness' beta_g); the
+        # form's asymptotic exponent (an m4 or broken power law's last slope) only beside it
+        slope = lc.get("slope") or {}
+        by_slope = slope.get("value") is not None
+        e, eci = (slope["value"], slope.get("ci")) if by_slope else (lc.get("exponent"), lc.get("exponent_ci"))
         reg = d.regions
         fl = d.floor or {}
         floor, fci = fl.get("value"), fl.get("ci")
@@ -57,7 +61,15 @@ def headline(d: ReportData, f: ErrorFormat) -> dict:
         last_break = max(breaks) if law is not None and law.n_breaks and breaks else None
         if interval(eci):
             s += f" (90% CI {interval(eci)})"
-        if e is not None and last_break is not None:
+        if by_slope:
+            reached = slope.get("reached")
+            where = "the power-law region measured" if reached else "its last doubling: barely past the bend"
+            s += f" across m = {count(slope['from'])}..{count(slope['to'])} ({where})"
+            if lc.get("exponent") is not None and abs(lc["exponent"] - e) > 0.01:
+                s += f"; the {lc['form']} form's asymptotic slope is {num(lc['exponent'], 2)}"
+                if last_break is not None:
+                    s += f" beyond m ≈ {count(last_break)}, where the {lc['form']} fit breaks"
+        elif e is not None and last_break is not None:
             s += f" beyond m ≈ {count(last_break)}, where the {lc['form']} fit breaks"
         if floor is not None:
             s += f"; the floor is {f.err(floor)} {f.err_ci(fci)}".rstrip()
@@ -100,7 +112,7 @@ def headline(d: ReportData, f: ErrorFormat) -> dict:
                 f"and the joint law over every candidate (E + A/N^α + B/m^β) puts the grid's floor at "
                 f"{f.err(cf['value'])} {f.err_ci(cf['ci'])} and the irreducible error at {f.err(ir['value'])}."
             )
-            if far.get("grown"):
+            if (far.get("grown") or {}).get("params"):
                 s += (
                     f" At {count(far['data_size'])} examples the largest model tried reaches "
                     f"{f.err(far['largest_model']['value'])}; a model grown to {human(far['grown']['params'])} "
@@ -113,11 +125,13 @@ def headline(d: ReportData, f: ErrorFormat) -> dict:
                 "more data sizes, a wider range of them, or more seeds would pin it down; "
                 "read the predictions with their intervals."
             )
+        if lc.get("unsupported"):  # CurveFit.unsupported: before the bend, a forecast is a guess
+            cautions.append(f"The predictions are not to be relied on: {lc['unsupported']}.")
         if lc.get("converged") is False:
             cautions.append(f"The learning-curve fit did not converge ({lc.get('message', '')}).")
         if last_break is not None and pts and last_break > max(p["data_size"] for p in pts):
             cautions.append(
-                f"The exponent is that of the fitted curve beyond its last break, at m ≈ "
+                f"The asymptotic exponent is that of the fitted curve beyond its last break, at m ≈ "
                 f"{count(last_break)}: past the largest subset, so no measured point shows it."
             )
         cal = lc.get("calibration") or {}
